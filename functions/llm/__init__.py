@@ -1,0 +1,1 @@
+"""The llm function: auth, models, chat completions, conversations, projects, users, admin."""

@@ -1,0 +1,27 @@
+"""The llm function's app: the shared factory plus this function's blueprints and services."""
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.app import create_app as create_platform_app
+from functions.llm.auth.routes import bp as auth_bp
+from functions.llm.chat.routes import bp as chat_bp
+from functions.llm.conversations.routes import bp as conversations_bp
+from functions.llm.models.admin_routes import bp as admin_models_bp
+from functions.llm.models.routes import bp as models_bp
+from functions.llm.services import build_services
+from functions.llm.settings import LlmSettings, load_settings
+
+BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp)
+
+
+def create_app(settings: LlmSettings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = create_platform_app(settings, BLUEPRINTS, admin_emails=settings.admin_emails)
+    # Jan serves its authenticated routes at the root and again under /llm (Kong strips /llm in a cluster;
+    # clients that talk to the function directly use either).
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix="/llm" + blueprint.url_prefix, name=f"llm_{blueprint.name}")
+    platform = app.extensions["jan"]
+    platform.services["llm"] = build_services(settings, platform.db, platform.principals)
+    return app

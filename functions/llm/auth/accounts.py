@@ -1,0 +1,111 @@
+"""Accounts: guests, upgrades to permanent accounts, password login, admins."""
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared import ids
+from shared.auth.principal import Principal
+from shared.db import Database
+from shared.errors import BadRequest, Conflict, Unauthorized
+from shared.schema import users
+from functions.llm.auth.passwords import hash_password, verify_password
+from functions.llm.auth.sessions import SessionService, TokenPair
+from functions.llm.settings import LlmSettings
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_USER = (users.c.id, users.c.public_id, users.c.subject, users.c.username, users.c.email, users.c.role,
+         users.c.password_hash)
+
+
+def valid_email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 320 or not EMAIL.match(value):
+        raise BadRequest("email is not a valid address", param="email")
+    return value
+
+
+class AccountService:
+    def __init__(self, db: Database, sessions: SessionService, settings: LlmSettings):
+        self.db = db
+        self.sessions = sessions
+        self.issuer = settings.token_issuer
+        self.admin_emails = {email.lower() for email in settings.admin_emails}
+        self.password_min_length = settings.password_min_length
+
+    def _role_for(self, email: str | None, default: str) -> str:
+        return "admin" if email and email.lower() in self.admin_emails else default
+
+    def create_guest(self) -> tuple[str, str, TokenPair]:
+        public_id = ids.user_id()
+        username = f"guest-{uuid.uuid4()}"
+        with self.db.transaction() as conn:
+            user = conn.execute(
+                insert(users).values(public_id=public_id, issuer=self.issuer, subject=public_id,
+                                     username=username, role="guest").returning(*_USER)).first()
+            pair = self.sessions.start(conn, user)
+        return public_id, username, pair
+
+    def upgrade(self, principal: Principal, *, email: str, password: str, username: str | None,
+                full_name: str | None) -> None:
+        """Guest → permanent account, in place: same user row, so everything the guest made stays theirs."""
+        if not principal.is_guest:
+            raise Conflict("account is already a permanent account")
+        if len(password) < self.password_min_length:
+            raise BadRequest(f"password must be at least {self.password_min_length} characters", param="password")
+        values = {"email": email, "password_hash": hash_password(password), "role": self._role_for(email, "user"),
+                  "updated_at": func.now()}
+        if username:
+            values["username"] = username
+        if full_name:
+            values["name"] = full_name
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(update(users).where(users.c.id == principal.user_id).values(**values))
+        except IntegrityError:
+            raise Conflict("an account with this email already exists", param="email") from None
+
+    def login(self, email: str, password: str) -> tuple[object, TokenPair]:
+        with self.db.transaction() as conn:
+            user = conn.execute(select(*_USER).where(
+                func.lower(users.c.email) == email.lower(), users.c.issuer == self.issuer,
+                users.c.deleted_at.is_(None))).first()
+            if not verify_password(password, user.password_hash if user else None):
+                raise Unauthorized("invalid email or password")
+            return user, self.sessions.start(conn, user)
+
+    def ensure_admin(self, email: str, password: str | None = None) -> tuple[int, str, bool]:
+        """Create or promote the account with this email to admin (the `make admin` path).
+        Returns (internal id, public id, created)."""
+        email = valid_email(email)
+        with self.db.transaction() as conn:
+            user = conn.execute(select(*_USER).where(func.lower(users.c.email) == email.lower(),
+                                                     users.c.deleted_at.is_(None))).first()
+            if user is not None:
+                conn.execute(update(users).where(users.c.id == user.id).values(role="admin", updated_at=func.now()))
+                return user.id, user.public_id, False
+            public_id = ids.user_id()
+            values = dict(public_id=public_id, issuer=self.issuer, subject=public_id, email=email,
+                          username=email.split("@")[0], role="admin")
+            if password:
+                values["password_hash"] = hash_password(password)
+            new_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
+            return new_id, public_id, True
+
+
+def me_body(principal: Principal) -> dict:
+    """Jan's /auth/me body (also /v1/users/me)."""
+    return {
+        "id": principal.public_id,
+        "username": principal.username,
+        "email": principal.email,
+        "name": principal.name or principal.username,
+        "subject": principal.subject,
+        "auth_method": principal.auth_method,
+        "roles": [principal.role],
+        "is_admin": principal.is_admin,
+        "is_guest": principal.is_guest,
+    }

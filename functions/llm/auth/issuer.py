@@ -1,0 +1,41 @@
+"""Signing our access tokens (RS256). Other functions verify them with the public JWKS alone."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from shared.keys import key_id
+from functions.llm.settings import LlmSettings
+
+
+class TokenIssuer:
+    def __init__(self, settings: LlmSettings):
+        if not settings.token_signing_key:
+            raise RuntimeError("TOKEN_SIGNING_KEY (or TOKEN_SIGNING_KEY_FILE) is required by the llm function")
+        self._private_key = serialization.load_pem_private_key(settings.token_signing_key.encode(), password=None)
+        self._kid = key_id(self._private_key.public_key())
+        self.issuer = settings.token_issuer
+        self.audience = settings.token_audience
+        self.ttl = settings.access_token_ttl_seconds
+
+    def access_token(self, *, subject: str, session_id: str, username: str | None, email: str | None,
+                     role: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "sid": session_id,
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": str(uuid.uuid4()),
+            "typ": "access",
+            "preferred_username": username,
+            "guest": role == "guest",
+        }
+        if email:
+            claims["email"] = email
+        return jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": self._kid})

@@ -1,0 +1,159 @@
+"""Jan's /auth routes (also served under /llm/auth)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from shared.auth import authenticated, current_principal
+from shared.auth.principal import credential_from
+from shared.body import int_field, json_object, string_field
+from shared.errors import BadRequest, Unauthorized
+from functions.llm.auth.accounts import me_body, valid_email
+from functions.llm.services import services
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+REFRESH_COOKIE = "refresh_token"
+
+
+def _with_refresh_cookie(response, refresh_token: str, max_age: int):
+    response.set_cookie(REFRESH_COOKIE, refresh_token, max_age=max_age, httponly=True, secure=True,
+                        samesite="None", path="/")
+    return response
+
+
+def _refresh_token_from_request(body: dict) -> str | None:
+    """Jan's order: body, then cookie, then the Authorization header."""
+    token = body.get("refresh_token")
+    if isinstance(token, str) and token.strip():
+        return token.strip()
+    token = request.cookies.get(REFRESH_COOKIE)
+    if token:
+        return token
+    credential = credential_from(request)
+    if credential and credential[0] == "bearer" and credential[1].startswith("rt_"):
+        return credential[1]
+    return None
+
+
+@bp.post("/guest-login")
+def guest_login():
+    """Create a guest account and return its tokens (201)."""
+    public_id, username, pair = services().accounts.create_guest()
+    body = {"user_id": public_id, "username": username, "principal_id": public_id, **pair.body()}
+    response = jsonify(body)
+    response.status_code = 201
+    return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)
+
+
+@bp.post("/refresh-token")
+def refresh_token():
+    """Rotate a refresh token; a reused one revokes its whole session."""
+    token = _refresh_token_from_request(json_object(optional=True) if request.content_length else {})
+    if not token:
+        raise BadRequest("refresh_token required", param="refresh_token")
+    pair = services().sessions.refresh(token)
+    response = jsonify(pair.body())
+    return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """End the session named by the refresh token (cookie, body) or by the bearer access token."""
+    body = json_object(optional=True) if request.method == "POST" and request.content_length else {}
+    token = _refresh_token_from_request(body)
+    if token:
+        services().sessions.revoke_by_refresh_token(token, "logout")
+    else:
+        credential = credential_from(request)
+        if credential and credential[0] == "bearer":
+            try:
+                verified = services().principals.verifier.verify(credential[1])
+            except Unauthorized:
+                verified = None
+            if verified is not None and verified.own and isinstance(verified.claims.get("sid"), str):
+                services().sessions.revoke_session(verified.claims["sid"], "logout")
+    response = jsonify(status="logged out")
+    response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite="None")
+    return response
+
+
+@bp.post("/revoke")
+def revoke():
+    """Revoke a refresh token and its session (RFC 7009: unknown tokens are not an error)."""
+    body = json_object()
+    token = string_field(body, "refresh_token", required=True)
+    services().sessions.revoke_by_refresh_token(token, "revoked")
+    return {"message": "Token revoked successfully"}
+
+
+@bp.post("/upgrade")
+@authenticated
+def upgrade():
+    """Turn the calling guest into a permanent account (email + password); its data stays its own."""
+    body = json_object()
+    email = valid_email(string_field(body, "email", required=True, max_length=320))
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise BadRequest("password is required", param="password")
+    services().accounts.upgrade(
+        current_principal(), email=email, password=password,
+        username=string_field(body, "username", max_length=255), full_name=string_field(body, "full_name", max_length=255))
+    return {"status": "upgraded"}
+
+
+@bp.post("/login")
+def login():
+    """Email and password login for permanent accounts."""
+    body = json_object()
+    email = string_field(body, "email", required=True, max_length=320)
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise BadRequest("password is required", param="password")
+    user, pair = services().accounts.login(email, password)
+    response = jsonify({"user_id": user.public_id, "username": user.username, "principal_id": user.public_id,
+                        **pair.body()})
+    return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)
+
+
+@bp.get("/me")
+@authenticated
+def me():
+    """The calling account."""
+    return me_body(current_principal())
+
+
+@bp.post("/api-keys")
+@authenticated
+def create_api_key():
+    """Create an API key; its secret is in this response only (201)."""
+    body = json_object()
+    name = string_field(body, "name", required=True, max_length=255, allow_empty=False)
+    api_keys = services().api_keys
+    ttl = api_keys.ttl_seconds(int_field(body, "expires_in"), int_field(body, "expires_in_days"))
+    created = api_keys.create(current_principal().user_id, name, ttl)
+    return jsonify(created), 201
+
+
+@bp.get("/api-keys")
+@authenticated
+def list_api_keys():
+    """The caller's API keys, without secrets."""
+    return {"items": services().api_keys.list(current_principal().user_id)}
+
+
+@bp.delete("/api-keys/<key_id>")
+@authenticated
+def delete_api_key(key_id: str):
+    """Revoke one of the caller's API keys (204)."""
+    if key_id in ("null", "undefined"):
+        raise BadRequest("api key id is required", param="id")
+    services().api_keys.revoke(current_principal().user_id, key_id)
+    return "", 204
+
+
+@bp.post("/validate-api-key")
+def validate_api_key():
+    """Jan's gateway contract: who owns this API key (401 when revoked, expired or unknown)."""
+    body = json_object()
+    key = string_field(body, "api_key", required=True)
+    return services().api_keys.validate(key)

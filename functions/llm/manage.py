@@ -1,0 +1,86 @@
+"""Operator commands for the llm function (run once per rollout or by hand, never at function start).
+
+    python -m functions.llm.manage load-providers FILE   register/update providers from a YAML file, sync models
+    python -m functions.llm.manage sync-models           refresh every active provider's models now
+    python -m functions.llm.manage admin EMAIL           create or promote an admin; print a one-time API key
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from functions.llm.app import create_app
+
+
+def _expand_env(value):
+    """`${NAME}` in the providers file reads the environment, so keys stay out of the file."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, dict):
+        return {key: _expand_env(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(item) for item in value]
+    return value
+
+
+def load_providers(path: str) -> int:
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        document = _expand_env(yaml.safe_load(handle) or {})
+    entries = document.get("providers") or []
+    app = create_app()
+    with app.app_context():
+        llm = app.extensions["jan"].services["llm"]
+        for entry in entries:
+            if entry.get("enabled") is False:
+                continue
+            result = llm.providers.upsert_from_config(entry)
+            models = ", ".join(model["id"] for model in result.get("models", [])) or "none"
+            error = f" (sync failed: {result['last_sync_error']})" if result.get("last_sync_error") else ""
+            print(f"provider {result['name']} ({result['id']}): models {models}{error}")
+    return 0
+
+
+def sync_models() -> int:
+    app = create_app()
+    with app.app_context():
+        llm = app.extensions["jan"].services["llm"]
+        for provider in llm.providers.list():
+            if provider["active"]:
+                models = llm.providers.sync(provider["id"], raise_errors=False)
+                print(f"provider {provider['name']}: {len(models)} models")
+    return 0
+
+
+def make_admin(email: str) -> int:
+    app = create_app()
+    with app.app_context():
+        llm = app.extensions["jan"].services["llm"]
+        user_id, public_id, created = llm.accounts.ensure_admin(email)
+        key = llm.api_keys.create(user_id, "admin (make admin)", llm.api_keys.default_ttl)
+    print(f"{'created' if created else 'promoted'} admin {email} ({public_id})")
+    print(f"one-time admin API key (shown only now): {key['key']}")
+    if created:
+        print("no password is set: sign in with this API key, or set one by upgrading a guest with this email")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m functions.llm.manage")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("load-providers").add_argument("file")
+    commands.add_parser("sync-models")
+    commands.add_parser("admin").add_argument("email")
+    args = parser.parse_args(argv)
+    if args.command == "load-providers":
+        return load_providers(args.file)
+    if args.command == "sync-models":
+        return sync_models()
+    return make_admin(args.email)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

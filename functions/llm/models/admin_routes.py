@@ -1,0 +1,200 @@
+"""Admin routes for providers, catalogs and provider-models (Jan's /v1/admin/… shapes)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from shared.auth import admin_required
+from shared.body import bool_field, int_field, json_object, object_field, string_field
+from shared.errors import BadRequest
+from functions.llm.models.catalog import CAPABILITIES, bool_filters
+from functions.llm.services import services
+
+bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin")
+
+
+def _offset_page() -> tuple[int, int, str]:
+    def number(name, default, low, high):
+        raw = request.args.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"{name} must be an integer", param=name) from None
+        if not low <= value <= high:
+            raise BadRequest(f"{name} must be between {low} and {high}", param=name)
+        return value
+
+    order = request.args.get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be 'asc' or 'desc'", param="order")
+    return number("limit", 20, 1, 1000), number("offset", 0, 0, 10**9), order
+
+
+def _string_list(body: dict, name: str, limit: int = 1000) -> list[str]:
+    value = body.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(f"{name} must be a list of strings", param=name)
+    if len(value) > limit:
+        raise BadRequest(f"{name} may hold at most {limit} entries", param=name)
+    return value
+
+
+# Providers ---------------------------------------------------------------------------------------------
+
+@bp.get("/providers")
+@admin_required
+def list_providers():
+    """All providers with model counts (bare array)."""
+    return jsonify(services().providers.list())
+
+
+@bp.post("/providers")
+@admin_required
+def register_provider():
+    """Register an OpenAI-compatible provider and sync its models."""
+    created = services().providers.register(json_object())
+    services().catalog.invalidate_routes()
+    return created
+
+
+@bp.get("/providers/<provider_id>")
+@admin_required
+def get_provider(provider_id: str):
+    """One provider."""
+    return services().providers.get(provider_id)
+
+
+@bp.patch("/providers/<provider_id>")
+@admin_required
+def update_provider(provider_id: str):
+    """Change a provider's name, URL, API key, state or metadata."""
+    updated = services().providers.update(provider_id, json_object())
+    services().catalog.invalidate_routes()
+    return updated
+
+
+@bp.delete("/providers/<provider_id>")
+@admin_required
+def delete_provider(provider_id: str):
+    """Remove a provider; its models stop being served (204)."""
+    services().providers.delete(provider_id)
+    services().catalog.invalidate_routes()
+    return "", 204
+
+
+@bp.post("/providers/<provider_id>/sync")
+@admin_required
+def sync_provider(provider_id: str):
+    """Refresh a provider's models from its /models now."""
+    models = services().providers.sync(provider_id)
+    services().catalog.invalidate_routes()
+    return {"object": "list", "data": models}
+
+
+# Catalogs ----------------------------------------------------------------------------------------------
+
+_CATALOG_BOOL_FILTERS = ("is_moderated", "active", *(f"supports_{c}" for c in CAPABILITIES))
+
+
+@bp.get("/models/catalogs")
+@admin_required
+def list_catalogs():
+    """Catalog entries with filters, `limit`/`offset`."""
+    limit, offset, order = _offset_page()
+    filters = bool_filters(request.args, _CATALOG_BOOL_FILTERS)
+    filters.update({key: request.args[key] for key in ("status", "family") if request.args.get(key)})
+    return services().catalog.admin_list_catalogs(filters, limit, offset, order)
+
+
+@bp.post("/models/catalogs/bulk-toggle")
+@admin_required
+def bulk_toggle_catalogs():
+    """Enable or disable many catalog entries."""
+    body = json_object()
+    enable = bool_field(body, "enable")
+    if enable is None:
+        raise BadRequest("enable is required", param="enable")
+    return services().catalog.bulk_toggle_catalogs(enable, _string_list(body, "catalog_ids"),
+                                                   _string_list(body, "except_models"))
+
+
+@bp.get("/models/catalogs/<path:catalog_id>")
+@admin_required
+def get_catalog(catalog_id: str):
+    """One catalog entry, experimental ones included."""
+    return services().catalog.get_catalog(catalog_id, admin=True)
+
+
+@bp.patch("/models/catalogs/<path:catalog_id>")
+@admin_required
+def update_catalog(catalog_id: str):
+    """Edit a catalog entry; model sync never overwrites an edited one."""
+    body = json_object()
+    values: dict = {}
+    for name in ("model_display_name", "description", "notes", "family", "requires_feature_flag"):
+        if name in body:
+            values[name] = string_field(body, name, max_length=4000)
+    for name in ("is_moderated", "active", "experimental", *(f"supports_{c}" for c in CAPABILITIES)):
+        if name in body:
+            values[name] = bool_field(body, name)
+    if "context_length" in body:
+        values["context_length"] = int_field(body, "context_length", minimum=1)
+    for name in ("supported_parameters", "architecture", "extras"):
+        if name in body:
+            values[name] = object_field(body, name) or {}
+    if "tags" in body:
+        values["tags"] = _string_list(body, "tags", 100)
+    return services().catalog.admin_update_catalog(catalog_id, values)
+
+
+# Provider-models ---------------------------------------------------------------------------------------
+
+@bp.get("/models/provider-models")
+@admin_required
+def list_provider_models():
+    """Provider-models with filters, `limit`/`offset`."""
+    limit, offset, order = _offset_page()
+    filters = bool_filters(request.args, ("active", "supports_images"))
+    filters.update({key: request.args[key] for key in ("provider_id", "model_key", "search") if request.args.get(key)})
+    return services().catalog.admin_list_provider_models(filters, limit, offset, order)
+
+
+@bp.post("/models/provider-models/bulk-toggle")
+@admin_required
+def bulk_toggle_provider_models():
+    """Enable or disable many provider-models."""
+    body = json_object()
+    enable = bool_field(body, "enable")
+    if enable is None:
+        raise BadRequest("enable is required", param="enable")
+    return services().catalog.bulk_toggle_provider_models(
+        enable, string_field(body, "provider_id"), _string_list(body, "except_models"))
+
+
+@bp.get("/models/provider-models/<model_id>")
+@admin_required
+def get_provider_model(model_id: str):
+    """One provider-model."""
+    return services().catalog.admin_get_provider_model(model_id)
+
+
+@bp.patch("/models/provider-models/<model_id>")
+@admin_required
+def update_provider_model(model_id: str):
+    """Edit a provider-model's display, ordering, pricing, limits, capabilities or state."""
+    body = json_object()
+    values: dict = {}
+    for name in ("model_display_name", "category", "family", "instruct_model_public_id"):
+        if name in body:
+            values[name] = string_field(body, name, max_length=255)
+    for name in ("category_order_number", "model_order_number"):
+        if name in body:
+            values[name] = int_field(body, name)
+    for name in ("active", *(f"supports_{c}" for c in CAPABILITIES)):
+        if name in body:
+            values[name] = bool_field(body, name)
+    for name in ("pricing", "token_limits"):
+        if name in body:
+            values[name] = object_field(body, name)
+    return services().catalog.admin_update_provider_model(model_id, values)

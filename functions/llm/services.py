@@ -1,0 +1,60 @@
+"""The llm function's service objects, built once per process by the app factory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from shared.auth.principal import PrincipalResolver
+from shared.db import Database
+from shared.inference import InferenceClient
+from functions.llm.auth.accounts import AccountService
+from functions.llm.auth.api_keys import ApiKeyService
+from functions.llm.auth.issuer import TokenIssuer
+from functions.llm.auth.sessions import SessionService
+from functions.llm.chat.service import ChatService
+from functions.llm.conversations.service import ConversationService
+from functions.llm.models.catalog import ModelCatalog
+from functions.llm.models.providers import ProviderService
+from functions.llm.settings import LlmSettings
+from functions.llm.usage.recorder import UsageRecorder
+
+
+@dataclass(frozen=True)
+class LlmServices:
+    settings: LlmSettings
+    principals: PrincipalResolver
+    sessions: SessionService
+    accounts: AccountService
+    api_keys: ApiKeyService
+    providers: ProviderService
+    catalog: ModelCatalog
+    conversations: ConversationService
+    usage: UsageRecorder
+    chat: ChatService
+
+
+def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
+    sessions = SessionService(db, TokenIssuer(settings), settings)
+    inference = InferenceClient(connect_timeout=settings.upstream_connect_timeout_seconds,
+                                read_timeout=settings.upstream_timeout_seconds)
+    providers = ProviderService(db, settings, inference)
+    catalog = ModelCatalog(db, providers, settings)
+    conversations = ConversationService(db)
+    usage = UsageRecorder(db)
+    return LlmServices(
+        settings=settings,
+        principals=principals,
+        sessions=sessions,
+        accounts=AccountService(db, sessions, settings),
+        api_keys=ApiKeyService(db, settings),
+        providers=providers,
+        catalog=catalog,
+        conversations=conversations,
+        usage=usage,
+        chat=ChatService(catalog, inference, conversations, usage, settings),
+    )
+
+
+def services() -> LlmServices:
+    return current_app.extensions["jan"].services["llm"]

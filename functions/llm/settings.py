@@ -1,0 +1,47 @@
+"""The llm function's settings: the platform's plus token issuing, providers, chat and API-key limits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import PlatformSettings, from_env
+
+
+@dataclass(frozen=True)
+class LlmSettings(PlatformSettings):
+    service_name: str = "llm"
+
+    # Token issuing (the llm function is the issuer in every mode).
+    token_signing_key: str = ""
+    access_token_ttl_seconds: int = 3600
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+
+    # Accounts.
+    admin_emails: tuple[str, ...] = ()
+    password_min_length: int = 8
+
+    # API keys: TTL in seconds (Jan used nanoseconds; see docs/compatibility.md).
+    api_key_default_ttl_seconds: int = 90 * 24 * 3600
+    api_key_max_ttl_seconds: int = 365 * 24 * 3600
+    api_key_max_per_user: int = 5
+
+    # External OIDC login flow (Jan's GET /auth/login + /auth/callback), used when ISSUER is set.
+    oidc_authorization_url: str = ""
+    oidc_token_url: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oauth_redirect_uri: str = ""
+
+    # Providers and the model catalog.
+    provider_key_encryption_key: str = ""
+    model_catalog_ttl_seconds: int = 3600
+    model_sync_timeout_seconds: float = 10.0
+
+    # Chat completions.
+    upstream_connect_timeout_seconds: float = 5.0
+    # Generous: a slow first token on a busy GPU is normal.
+    upstream_timeout_seconds: float = 600.0
+    stream_keepalive_seconds: float = 10.0
+
+
+def load_settings(**overrides) -> LlmSettings:
+    return from_env(LlmSettings, **overrides)

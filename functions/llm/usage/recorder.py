@@ -1,0 +1,57 @@
+"""Writes one usage record per model request (user, key, model, tokens, latency) for accounting."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+
+from shared.db import Database
+from shared.schema import usage_records
+
+log = logging.getLogger("jan.llm.usage")
+
+
+@dataclass
+class UsageRecord:
+    user_id: int
+    api_key_id: str | None
+    model: str
+    endpoint: str
+    stream: bool
+    status: str  # completed | incomplete | failed
+    latency_ms: float
+    provider_id: int | None = None
+    conversation_id: int | None = None
+    project_id: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_ms: float | None = None
+
+    def add_usage(self, usage: dict | None) -> None:
+        if not isinstance(usage, dict):
+            return
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(name)
+            if isinstance(value, int) and value >= 0:
+                setattr(self, name, value)
+
+
+class UsageRecorder:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def record(self, record: UsageRecord) -> None:
+        """Never fails the request it accounts for: a lost record is logged, the answer still goes out."""
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(insert(usage_records).values(
+                    user_id=record.user_id, api_key_id=record.api_key_id, model=record.model,
+                    endpoint=record.endpoint, stream=record.stream, status=record.status,
+                    latency_ms=record.latency_ms, provider_id=record.provider_id,
+                    conversation_id=record.conversation_id, project_id=record.project_id,
+                    prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
+                    total_tokens=record.prompt_tokens + record.completion_tokens,
+                    first_token_ms=record.first_token_ms))
+        except Exception:
+            log.exception("could not record usage for model %s", record.model)

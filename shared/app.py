@@ -1,0 +1,152 @@
+"""The app factory: every function gets the same health, version, metrics, OpenAPI, errors, request ids,
+body limits, CORS and authentication wiring, and adds only its own blueprints."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+
+from shared.auth.principal import PrincipalResolver
+from shared.auth.tokens import TokenVerifier
+from shared.db import Database, make_engine
+from shared.errors import register_error_handlers
+from shared.settings import PlatformSettings
+from shared.telemetry import configure_logging, install_metrics, install_request_context, install_tracing
+
+log = logging.getLogger("jan.app")
+
+
+@dataclass
+class Platform:
+    """Per-process platform objects, reachable from any handler as `platform()`."""
+
+    settings: PlatformSettings
+    db: Database
+    principals: PrincipalResolver
+    services: dict = field(default_factory=dict)
+
+
+def platform() -> Platform:
+    return current_app.extensions["jan"]
+
+
+def _health_blueprint() -> Blueprint:
+    health = Blueprint("health", __name__)
+
+    @health.get("/healthz")
+    def healthz():
+        """Liveness: the process answers; no I/O."""
+        return {"status": "ok"}
+
+    @health.get("/readyz")
+    def readyz():
+        """Readiness: the database answers."""
+        try:
+            platform().db.ping()
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return jsonify(status="unavailable", message="database unreachable"), 503
+        return {"status": "ready"}
+
+    @health.get("/version")
+    def version():
+        """Build and environment of this function."""
+        settings = platform().settings
+        return {"service": settings.service_name, "version": settings.version, "environment": settings.environment}
+
+    @health.get("/openapi.json")
+    def openapi():
+        """This function's OpenAPI document, generated from its routes."""
+        return openapi_document(current_app)
+
+    return health
+
+
+def openapi_document(app: Flask) -> dict:
+    paths: dict[str, dict] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<path:{argument}>", f"{{{argument}}}").replace(f"<{argument}>", f"{{{argument}}}")
+        view = app.view_functions[rule.endpoint]
+        summary = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = {
+                "summary": summary,
+                "operationId": f"{rule.endpoint}_{method.lower()}",
+                "parameters": [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for a in sorted(rule.arguments)],
+                "responses": {"default": {"description": "See docs/api.md"}},
+            }
+    settings = app.extensions["jan"].settings
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"Jan Server ({settings.service_name})", "version": settings.version},
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }},
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "paths": paths,
+    }
+
+
+def _install_cors(app: Flask, origins: tuple[str, ...]) -> None:
+    if not origins:
+        return
+    allowed = set(origins)
+
+    def _allowed_origin() -> str | None:
+        origin = request.headers.get("Origin")
+        return origin if origin and ("*" in allowed or origin in allowed) else None
+
+    @app.before_request
+    def _preflight():
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return app.make_default_options_response()
+
+    @app.after_request
+    def _cors_headers(response):
+        origin = _allowed_origin()
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, X-Auth-Method, X-Principal-Id, X-User-ID"
+            response.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD"
+                response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                    "Access-Control-Request-Headers", "Authorization, Content-Type, X-API-Key")
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+
+def create_app(settings: PlatformSettings, blueprints: Iterable[Blueprint], *, admin_emails: tuple[str, ...] = (),
+               services: dict | None = None) -> Flask:
+    configure_logging(settings)
+    app = Flask(settings.service_name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.url_map.strict_slashes = False
+
+    db = Database(make_engine(settings))
+    app.extensions["jan"] = Platform(
+        settings=settings,
+        db=db,
+        principals=PrincipalResolver(db, TokenVerifier(settings), admin_emails),
+        services=services or {},
+    )
+    install_request_context(app)
+    install_tracing(app, settings)
+    _install_cors(app, settings.cors_origins)
+    register_error_handlers(app)
+    app.register_blueprint(_health_blueprint())
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    install_metrics(app, settings.service_name)
+    return app

@@ -1,0 +1,151 @@
+"""Who is calling: resolved from the request's own credentials, never from identity headers."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from flask import Request
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared import ids
+from shared.auth.apikeys import hash_api_key, looks_like_api_key
+from shared.auth.tokens import TokenVerifier
+from shared.db import Database
+from shared.errors import Unauthorized
+from shared.schema import api_keys, auth_sessions, users
+
+# last_used_at is written at most this often per key, so API-key auth stays a read on the hot path.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int  # internal database id: never shown to clients
+    public_id: str
+    role: str  # guest | user | admin
+    auth_method: str  # jwt | apikey
+    subject: str
+    issuer: str
+    email: str | None = None
+    username: str | None = None
+    name: str | None = None
+    api_key_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == "guest"
+
+
+_USER_COLUMNS = (users.c.id, users.c.public_id, users.c.role, users.c.email, users.c.username, users.c.name,
+                 users.c.subject, users.c.issuer)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def credential_from(request: Request) -> tuple[str, str] | None:
+    """("apikey" | "bearer", value) from `X-API-Key` or `Authorization: Bearer`; `Bearer sk_…` is an API key."""
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        return "apikey", api_key.strip()
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    value = value.strip()
+    return ("apikey", value) if looks_like_api_key(value) else ("bearer", value)
+
+
+class PrincipalResolver:
+    def __init__(self, db: Database, verifier: TokenVerifier, admin_emails: tuple[str, ...] = ()):
+        self.db = db
+        self.verifier = verifier
+        self.admin_emails = {email.lower() for email in admin_emails}
+
+    def resolve(self, request: Request) -> Principal:
+        credential = credential_from(request)
+        if credential is None:
+            raise Unauthorized("authentication required")
+        kind, value = credential
+        if kind == "apikey":
+            return self.from_api_key(value)
+        return self.from_token(value)
+
+    def from_api_key(self, key: str) -> Principal:
+        query = (
+            select(api_keys.c.id, api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.last_used_at,
+                   *_USER_COLUMNS)
+            .join(users, users.c.id == api_keys.c.user_id)
+            .where(api_keys.c.key_hash == hash_api_key(key), users.c.deleted_at.is_(None))
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+            now = _now()
+            if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+                raise Unauthorized("invalid api key")
+            if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+                conn.execute(update(api_keys).where(api_keys.c.id == row[0]).values(last_used_at=now))
+                conn.commit()
+        return self._principal(row, "apikey", api_key_id=row[0])
+
+    def from_token(self, token: str) -> Principal:
+        verified = self.verifier.verify(token)
+        claims = verified.claims
+        if verified.own:
+            session_id = claims.get("sid")
+            if not isinstance(session_id, str):
+                raise Unauthorized("invalid token")
+            query = (
+                select(*_USER_COLUMNS, auth_sessions.c.revoked_at, auth_sessions.c.expires_at)
+                .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
+                .where(users.c.issuer == verified.issuer, users.c.subject == claims["sub"],
+                       users.c.deleted_at.is_(None), auth_sessions.c.id == session_id)
+            )
+            with self.db.read() as conn:
+                row = conn.execute(query).first()
+            if row is None or row.revoked_at is not None or row.expires_at <= _now():
+                raise Unauthorized("token revoked")
+            return self._principal(row, "jwt", session_id=session_id)
+        return self._principal(self._external_user(verified.issuer, claims), "jwt")
+
+    def _external_user(self, issuer: str, claims: dict):
+        """Users of a trusted external issuer get a row on first sight (Jan's lazy upsert by issuer+subject)."""
+        subject = str(claims["sub"])
+        with self.db.read() as conn:
+            row = conn.execute(select(*_USER_COLUMNS).where(
+                users.c.issuer == issuer, users.c.subject == subject, users.c.deleted_at.is_(None))).first()
+        if row is not None:
+            return row
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        roles = set((claims.get("realm_access") or {}).get("roles") or [])
+        if "admin" in roles or (email and email.lower() in self.admin_emails):
+            role = "admin"
+        elif "guest" in roles or claims.get("guest") in (True, "true"):
+            role = "guest"
+        else:
+            role = "user"
+        statement = (
+            insert(users)
+            .values(public_id=ids.user_id(), issuer=issuer, subject=subject, email=email,
+                    username=claims.get("preferred_username"), name=claims.get("name"), role=role)
+            .on_conflict_do_update(index_elements=[users.c.issuer, users.c.subject],
+                                   set_={"updated_at": _now()})
+            .returning(*_USER_COLUMNS)
+        )
+        with self.db.transaction() as conn:
+            return conn.execute(statement).first()
+
+    @staticmethod
+    def _principal(row, method: str, *, api_key_id: str | None = None, session_id: str | None = None) -> Principal:
+        return Principal(
+            user_id=row.id, public_id=row.public_id, role=row.role, auth_method=method, subject=row.subject,
+            issuer=row.issuer, email=row.email, username=row.username, name=row.name,
+            api_key_id=api_key_id, session_id=session_id,
+        )

@@ -1,0 +1,48 @@
+"""Pagination parameters and OpenAI's list shape: `{"object": "list", "data", "first_id", "last_id", "has_more"}`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import request
+
+from shared.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    order: str  # "asc" | "desc"
+    after: str | None
+
+
+def page_params(*, default_limit: int = 20, max_limit: int = 100, default_order: str = "desc") -> Page:
+    """Read `limit`, `order` and `after` from the query string; invalid values are a 400, never clamped silently."""
+    raw_limit = request.args.get("limit")
+    if raw_limit is None or raw_limit == "":
+        limit = default_limit
+    else:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise BadRequest("limit must be an integer", param="limit") from None
+        if limit < 1 or limit > max_limit:
+            raise BadRequest(f"limit must be between 1 and {max_limit}", param="limit")
+    order = request.args.get("order") or default_order
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be 'asc' or 'desc'", param="order")
+    after = request.args.get("after") or None
+    if after is not None and len(after) > 128:
+        raise BadRequest("after is not a valid cursor", param="after")
+    return Page(limit=limit, order=order, after=after)
+
+
+def list_body(items: list[dict], *, has_more: bool, **extra) -> dict:
+    body = {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+    body.update(extra)
+    return body
