@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Request
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 from shared import ids
 from shared.auth.apikeys import hash_api_key, looks_like_api_key
@@ -113,9 +114,9 @@ class PrincipalResolver:
             if row is None or row.revoked_at is not None or row.expires_at <= _now():
                 raise Unauthorized("token revoked")
             return self._principal(row, "jwt", session_id=session_id)
-        return self._principal(self._external_user(verified.issuer, claims), "jwt")
+        return self._principal(self.external_user(verified.issuer, claims), "jwt")
 
-    def _external_user(self, issuer: str, claims: dict):
+    def external_user(self, issuer: str, claims: dict):
         """Users of a trusted external issuer get a row on first sight (Jan's lazy upsert by issuer+subject)."""
         subject = str(claims["sub"])
         with self.db.read() as conn:
@@ -125,22 +126,34 @@ class PrincipalResolver:
             return row
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         roles = set((claims.get("realm_access") or {}).get("roles") or [])
-        if "admin" in roles or (email and email.lower() in self.admin_emails):
+        # An issuer with open sign-up lets anyone claim any address: only a verified one may make an admin.
+        admin_by_email = email and email.lower() in self.admin_emails and claims.get("email_verified") is True
+        if "admin" in roles or admin_by_email:
             role = "admin"
         elif "guest" in roles or claims.get("guest") in (True, "true"):
             role = "guest"
         else:
             role = "user"
+        values = dict(public_id=ids.user_id(), issuer=issuer, subject=subject, email=email,
+                      username=claims.get("preferred_username"), name=claims.get("name"), role=role)
+        try:
+            return self._upsert_user(values)
+        except IntegrityError:
+            # Another account holds this email address; it stays theirs, and this identity gets a row without it.
+            return self._upsert_user({**values, "email": None})
+
+    def _upsert_user(self, values: dict):
         statement = (
-            insert(users)
-            .values(public_id=ids.user_id(), issuer=issuer, subject=subject, email=email,
-                    username=claims.get("preferred_username"), name=claims.get("name"), role=role)
-            .on_conflict_do_update(index_elements=[users.c.issuer, users.c.subject],
-                                   set_={"updated_at": _now()})
+            insert(users).values(**values)
+            .on_conflict_do_update(index_elements=[users.c.issuer, users.c.subject], set_={"updated_at": _now()},
+                                   where=users.c.deleted_at.is_(None))
             .returning(*_USER_COLUMNS)
         )
         with self.db.transaction() as conn:
-            return conn.execute(statement).first()
+            row = conn.execute(statement).first()
+        if row is None:  # the account was deleted: its identity does not come back to life
+            raise Unauthorized("token revoked")
+        return row
 
     @staticmethod
     def _principal(row, method: str, *, api_key_id: str | None = None, session_id: str | None = None) -> Principal:

@@ -49,7 +49,7 @@ class ExternalJwks:
         self.url = url
         self._fetch_json = fetch_json
         self._keys: dict[str, object] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None  # never fetched: the first use always fetches
         self._lock = threading.Lock()
 
     def key(self, kid: str):
@@ -57,7 +57,8 @@ class ExternalJwks:
         if found is not None:
             return found
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self.refetch_interval:
+            if kid not in self._keys and (self._fetched_at is None
+                                          or time.monotonic() - self._fetched_at >= self.refetch_interval):
                 self._fetched_at = time.monotonic()
                 try:
                     self._keys = _keys_from_jwks(self._fetch_json(self.url))
