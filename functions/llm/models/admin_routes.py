@@ -31,6 +31,16 @@ def _offset_page() -> tuple[int, int, str]:
     return number("limit", 20, 1, 1000), number("offset", 0, 0, 10**9), order
 
 
+# PATCH bodies: a field that is present must fit its column. JSON null clears a nullable column only; for a
+# NOT NULL column it is a 400, never a database error.
+_INT32 = 2**31 - 1
+
+
+def _not_null(body: dict, name: str) -> None:
+    if name in body and body[name] is None:
+        raise BadRequest(f"{name} must not be null", param=name)
+
+
 def _string_list(body: dict, name: str, limit: int = 1000) -> list[str]:
     value = body.get(name) or []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -132,14 +142,18 @@ def update_catalog(catalog_id: str):
     """Edit a catalog entry; model sync never overwrites an edited one."""
     body = json_object()
     values: dict = {}
-    for name in ("model_display_name", "description", "notes", "family", "requires_feature_flag"):
+    for name, limit in (("model_display_name", 255), ("description", 4000), ("notes", 4000), ("family", 128),
+                        ("requires_feature_flag", 128)):
         if name in body:
-            values[name] = string_field(body, name, max_length=4000)
-    for name in ("is_moderated", "active", "experimental", *(f"supports_{c}" for c in CAPABILITIES)):
+            values[name] = string_field(body, name, max_length=limit)
+    if "is_moderated" in body:
+        values["is_moderated"] = bool_field(body, "is_moderated")
+    for name in ("active", "experimental", *(f"supports_{c}" for c in CAPABILITIES)):
         if name in body:
+            _not_null(body, name)
             values[name] = bool_field(body, name)
     if "context_length" in body:
-        values["context_length"] = int_field(body, "context_length", minimum=1)
+        values["context_length"] = int_field(body, "context_length", minimum=1, maximum=_INT32)
     for name in ("supported_parameters", "architecture", "extras"):
         if name in body:
             values[name] = object_field(body, name) or {}
@@ -185,16 +199,23 @@ def update_provider_model(model_id: str):
     """Edit a provider-model's display, ordering, pricing, limits, capabilities or state."""
     body = json_object()
     values: dict = {}
-    for name in ("model_display_name", "category", "family", "instruct_model_public_id"):
+    for name, limit, nullable in (("model_display_name", 255, False), ("category", 64, False), ("family", 128, True),
+                                  ("instruct_model_public_id", 255, True)):
         if name in body:
-            values[name] = string_field(body, name, max_length=255)
+            if not nullable:
+                _not_null(body, name)
+            values[name] = string_field(body, name, max_length=limit)
     for name in ("category_order_number", "model_order_number"):
         if name in body:
-            values[name] = int_field(body, name)
+            _not_null(body, name)
+            values[name] = int_field(body, name, minimum=-_INT32, maximum=_INT32)
     for name in ("active", *(f"supports_{c}" for c in CAPABILITIES)):
         if name in body:
+            _not_null(body, name)
             values[name] = bool_field(body, name)
-    for name in ("pricing", "token_limits"):
-        if name in body:
-            values[name] = object_field(body, name)
+    if "pricing" in body:
+        _not_null(body, "pricing")
+        values["pricing"] = object_field(body, "pricing")
+    if "token_limits" in body:
+        values["token_limits"] = object_field(body, "token_limits")
     return services().catalog.admin_update_provider_model(model_id, values)

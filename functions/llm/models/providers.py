@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from shared import ids
+from shared.body import string_field
 from shared.db import Database
 from shared.errors import ApiError, BadRequest, Conflict, NotFound
 from shared.inference import Endpoint, InferenceClient
@@ -20,15 +21,21 @@ from functions.llm.settings import LlmSettings
 log = logging.getLogger("jan.llm.providers")
 
 _SLUG_JUNK = re.compile(r"[^a-z0-9._/-]+")
+# model_catalogs.public_id and provider_models' model ids are VARCHAR(255).
+MAX_MODEL_ID_LENGTH = 255
 
 
 def canonical_model_id(upstream_id: str, vendor: str) -> str:
     """Jan's canonical `<vendor>/<model>` id: lower-case, `_` and spaces → `-`; an upstream id that already
     names its vendor (`meta-llama/Llama-3.1-8B`) keeps it."""
-    slug = _SLUG_JUNK.sub("-", upstream_id.strip().lower().replace("_", "-").replace(" ", "-")).strip("-/")
+    slug = _slug(upstream_id)
     if "/" in slug:
         return slug
-    return f"{(vendor or 'unknown').lower()}/{slug}"
+    return f"{_slug(vendor).replace('/', '-') or 'unknown'}/{slug}"
+
+
+def _slug(value: str) -> str:
+    return _SLUG_JUNK.sub("-", (value or "").strip().lower().replace("_", "-").replace(" ", "-")).strip("-/")
 
 
 def _unix(value: dt.datetime | None) -> int | None:
@@ -52,6 +59,17 @@ def provider_body(row, *, counts: tuple[int, int] | None = None, public: bool = 
     if counts is not None:
         body["model_count"], body["model_active_count"] = counts
     return body
+
+
+def _active(body: dict, *, default: bool | None = None) -> bool | None:
+    value = body.get("active", default)
+    if not isinstance(value, bool):
+        raise BadRequest("active must be a boolean", param="active")
+    return value
+
+
+def _category(body: dict) -> str | None:
+    return string_field(body, "category", max_length=16)
 
 
 def _base_url(body: dict) -> str | None:
@@ -93,17 +111,17 @@ class ProviderService:
         counts = (
             select(provider_models.c.provider_id,
                    func.count().label("total"),
-                   func.count().filter(provider_models.c.active).label("active"))
+                   func.count().filter(provider_models.c.active).label("active_count"))
             .group_by(provider_models.c.provider_id).subquery()
         )
-        query = (select(providers, counts.c.total, counts.c.active)
+        query = (select(providers, counts.c.total, counts.c.active_count)
                  .outerjoin(counts, counts.c.provider_id == providers.c.id)
                  .where(providers.c.deleted_at.is_(None)).order_by(providers.c.id))
         if public:
             query = query.where(providers.c.active)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return [provider_body(row, counts=None if public else (row.total or 0, row.active or 0), public=public)
+        return [provider_body(row, counts=None if public else (row.total or 0, row.active_count or 0), public=public)
                 for row in rows]
 
     def register(self, body: dict, *, sync: bool = True) -> dict:
@@ -117,8 +135,8 @@ class ProviderService:
         if base_url is None:
             raise BadRequest("base_url is required", param="base_url")
         values = {"public_id": ids.public_id("prov"), "name": name.strip(), "vendor": vendor.strip().lower(),
-                  "base_url": base_url, "active": bool(body.get("active", True)),
-                  "category": body.get("category") or "llm", "metadata": self._metadata(body)}
+                  "base_url": base_url, "active": _active(body, default=True),
+                  "category": _category(body) or "llm", "metadata": self._metadata(body)}
         values.update(self._api_key_values(body))
         try:
             with self.db.transaction() as conn:
@@ -145,7 +163,9 @@ class ProviderService:
         return {**self.get(existing), "models": self.sync(existing, raise_errors=False)}
 
     def _metadata(self, body: dict) -> dict:
-        metadata = body.get("metadata") or {}
+        metadata = body.get("metadata")
+        if metadata is None:
+            return {}
         if not isinstance(metadata, dict):
             raise BadRequest("metadata must be an object", param="metadata")
         return metadata
@@ -163,18 +183,20 @@ class ProviderService:
         if "name" in body:
             if not isinstance(body["name"], str) or not body["name"].strip():
                 raise BadRequest("name must be a non-empty string", param="name")
+            if len(body["name"].strip()) > 255:
+                raise BadRequest("name must be at most 255 characters", param="name")
             values["name"] = body["name"].strip()
         base_url = _base_url(body)
         if base_url:
             values["base_url"] = base_url
         if "active" in body:
-            if not isinstance(body["active"], bool):
-                raise BadRequest("active must be a boolean", param="active")
-            values["active"] = body["active"]
+            values["active"] = _active(body)
         if "metadata" in body:
             values["metadata"] = self._metadata(body)
         if "category" in body:
-            values["category"] = str(body["category"])
+            if body["category"] is None:
+                raise BadRequest("category must be a string", param="category")
+            values["category"] = _category(body)
         values.update(self._api_key_values(body))
         try:
             with self.db.transaction() as conn:
@@ -189,8 +211,8 @@ class ProviderService:
     def delete(self, public_id: str) -> None:
         with self.db.transaction() as conn:
             row = self._get_row(conn, public_id)
-            conn.execute(update(providers).where(providers.c.id == row.id)
-                         .values(deleted_at=func.now(), active=False, name=f"{row.name}#deleted#{row.public_id}"))
+            # The unique name index covers live rows only, so the name is free again without renaming.
+            conn.execute(update(providers).where(providers.c.id == row.id).values(deleted_at=func.now(), active=False))
             conn.execute(update(provider_models).where(provider_models.c.provider_id == row.id).values(active=False))
 
     def sync(self, public_id: str, *, raise_errors: bool = True) -> list[dict]:
@@ -214,6 +236,9 @@ class ProviderService:
         seen: list[str] = []
         for entry in upstream:
             model_id = canonical_model_id(entry["id"], provider.vendor)
+            if len(entry["id"]) > MAX_MODEL_ID_LENGTH or len(model_id) > MAX_MODEL_ID_LENGTH or not model_id:
+                log.warning("provider %s lists a model id that cannot be stored: %.80r", provider.name, entry["id"])
+                continue
             seen.append(model_id)
             catalog_id = conn.execute(
                 pg_insert(model_catalogs).values(public_id=model_id, model_display_name=entry["id"],
@@ -257,7 +282,10 @@ class ProviderService:
             if not conn.execute(text("SELECT pg_try_advisory_xact_lock(727001)")).scalar():
                 return
             for public_id in stale:
-                self.sync(public_id, raise_errors=False)
+                try:
+                    self.sync(public_id, raise_errors=False)
+                except Exception:  # a misbehaving provider must never fail the caller's listing
+                    log.exception("model sync of provider %s failed", public_id)
 
 
 
