@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, request
 
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
 from shared.db import Database, make_engine
-from shared.errors import register_error_handlers
+from shared.errors import BadRequest, error_response, register_error_handlers
 from shared.settings import PlatformSettings
 from shared.telemetry import configure_logging, install_metrics, install_request_context, install_tracing
 
@@ -47,7 +47,7 @@ def _health_blueprint() -> Blueprint:
             platform().db.ping()
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)
-            return jsonify(status="unavailable", message="database unreachable"), 503
+            return error_response(503, "database unreachable", code="database_unreachable")
         return {"status": "ready"}
 
     @health.get("/version")
@@ -125,6 +125,15 @@ def _install_cors(app: Flask, origins: tuple[str, ...]) -> None:
         return response
 
 
+def _reject_nul_in_url(app: Flask) -> None:
+    """PostgreSQL text cannot hold NUL: an id or query value carrying one is bad input (400), not a 500."""
+
+    @app.before_request
+    def _no_nul():
+        if "\x00" in request.path or b"%00" in request.query_string:
+            raise BadRequest("the request URL must not contain NUL characters")
+
+
 def create_app(settings: PlatformSettings, blueprints: Iterable[Blueprint], *, admin_emails: tuple[str, ...] = (),
                services: dict | None = None) -> Flask:
     configure_logging(settings)
@@ -144,6 +153,7 @@ def create_app(settings: PlatformSettings, blueprints: Iterable[Blueprint], *, a
     install_request_context(app)
     install_tracing(app, settings)
     _install_cors(app, settings.cors_origins)
+    _reject_nul_in_url(app)
     register_error_handlers(app)
     app.register_blueprint(_health_blueprint())
     for blueprint in blueprints:

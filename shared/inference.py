@@ -70,6 +70,8 @@ class InferenceClient:
             return outbound.send("POST", endpoint.url(path), body=json.dumps(payload).encode(),
                                  headers=endpoint.headers(stream=stream), connect_timeout=self.connect_timeout,
                                  read_timeout=self.read_timeout, stream=stream)
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError, but refused
+            raise UpstreamError(f"model provider unreachable ({type(exc).__name__})", code="upstream_unreachable") from None
         except urllib3.exceptions.TimeoutError:
             raise UpstreamError("model provider timed out", status=504, code="upstream_timeout") from None
         except urllib3.exceptions.HTTPError as exc:
@@ -126,13 +128,21 @@ class UpstreamStream:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise UpstreamError(f"model provider stream broke ({type(exc).__name__})", code="upstream_stream_broken") from None
 
-    def close(self) -> None:
-        """Close the socket rather than return it to the pool: the provider must see the client go away."""
+    def abort(self) -> None:
+        """Shut the socket down from another thread or greenlet: the reader's pending read fails at once."""
         try:
             self._response.shutdown()
-        except Exception:
+        except (OSError, ValueError):  # ValueError: the reader already closed it
             pass
+
+    def close(self) -> None:
+        """Drop the connection rather than return it to the pool: the provider must see the client go away.
+        Only the reader calls this (closing under a pending read is not allowed)."""
         conn = getattr(self._response, "connection", None)
         self._response.close()
         if conn is not None:
             conn.close()
+
+    def release(self) -> None:
+        """A stream read to its end leaves a reusable connection: back to the pool."""
+        self._response.release_conn()

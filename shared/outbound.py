@@ -61,6 +61,8 @@ def fetch_json(url: str, *, headers: dict | None = None, timeout: float = 5.0):
     try:
         response = send("GET", url, headers={"Accept": "application/json", **(headers or {})},
                         connect_timeout=timeout, read_timeout=timeout)
+    except urllib3.exceptions.NewConnectionError:
+        raise UpstreamError(f"could not reach {_host(url)}") from None
     except urllib3.exceptions.TimeoutError:
         raise UpstreamError(f"timed out calling {_host(url)}", status=504) from None
     except urllib3.exceptions.HTTPError as exc:

@@ -82,7 +82,12 @@ def install_metrics(app: Flask, service_name: str) -> None:
 
     metrics = PrometheusMetrics(app, path="/metrics", group_by="url_rule", default_labels={"service": service_name},
                                 excluded_paths=["/healthz", "/readyz", "/metrics"])
-    metrics.info("jan_function_info", "Function build info", service=service_name)
+    try:
+        metrics.info("jan_function_info", "Function build info", service=service_name)
+    except ValueError:
+        # A second app in one process (tests, tools) shares the default registry, as the exporter's own
+        # default metrics do: keep the first registration instead of failing the app factory.
+        pass
 
 
 def install_tracing(app: Flask, settings: PlatformSettings) -> None:

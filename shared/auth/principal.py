@@ -81,7 +81,7 @@ class PrincipalResolver:
 
     def from_api_key(self, key: str) -> Principal:
         query = (
-            select(api_keys.c.id, api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.last_used_at,
+            select(api_keys.c.id.label("api_key_id"), api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.last_used_at,
                    *_USER_COLUMNS)
             .join(users, users.c.id == api_keys.c.user_id)
             .where(api_keys.c.key_hash == hash_api_key(key), users.c.deleted_at.is_(None))
@@ -92,9 +92,9 @@ class PrincipalResolver:
             if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
                 raise Unauthorized("invalid api key")
             if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-                conn.execute(update(api_keys).where(api_keys.c.id == row[0]).values(last_used_at=now))
+                conn.execute(update(api_keys).where(api_keys.c.id == row.api_key_id).values(last_used_at=now))
                 conn.commit()
-        return self._principal(row, "apikey", api_key_id=row[0])
+        return self._principal(row, "apikey", api_key_id=row.api_key_id)
 
     def from_token(self, token: str) -> Principal:
         verified = self.verifier.verify(token)

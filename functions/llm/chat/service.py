@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Response
+from flask import Response, stream_with_context
 
 from shared import sse
 from shared.auth.principal import Principal
@@ -113,17 +113,19 @@ class ChatService:
                 events.put(("error", exc))
                 return
             holder["upstream"] = upstream
-            if cancelled.is_set():
-                upstream.close()
-                return
-            events.put(("open", None))
+            finished = False
             try:
-                for chunk in upstream.chunks():
-                    events.put(("chunk", chunk))
-                events.put(("end", None))
+                if not cancelled.is_set():
+                    events.put(("open", None))
+                    for chunk in upstream.chunks():
+                        events.put(("chunk", chunk))
+                    events.put(("end", None))
+                    finished = True
             except ApiError as exc:
                 if not cancelled.is_set():
                     events.put(("error", exc))
+            finally:
+                upstream.release() if finished else upstream.close()
 
         threading.Thread(target=pump, name="upstream-stream", daemon=True).start()
         try:
@@ -134,8 +136,9 @@ class ChatService:
             self._persist(prepared, Reply(), "failed", first[1])
             self.usage.record(self._usage(prepared, Reply(), "failed", None))
             raise first[1]
-        return Response(self._events(prepared, events, first, cancelled, holder, client_socket),
-                        mimetype="text/event-stream", headers=sse.HEADERS)
+        # The request context stays open while streaming: error events and logs carry the request id.
+        body = stream_with_context(self._events(prepared, events, first, cancelled, holder, client_socket))
+        return Response(body, mimetype="text/event-stream", headers=sse.HEADERS)
 
     def _events(self, prepared: PreparedChat, events: queue.Queue, pending, cancelled: threading.Event,
                 holder: dict, client_socket):
@@ -187,7 +190,7 @@ class ChatService:
             cancelled.set()
             upstream = holder.get("upstream")
             if upstream is not None and status != "completed":
-                upstream.close()
+                upstream.abort()
             self._persist(prepared, reply, status, error)
             self.usage.record(self._usage(prepared, reply, status, first_token_ms))
 
@@ -220,10 +223,11 @@ class ChatService:
             parts.append({"type": "reasoning_text", "text": reply.reasoning})
         if reply.content or not reply.tool_calls:
             parts.append({"type": "output_text", "text": reply.content, "annotations": []})
-        items.append(NewItem(
-            type="message", role="assistant", content=parts, status=status, model=prepared.request.model,
-            usage=reply.usage, finish_reason=reply.finish_reason, error=error.message if error else None,
-            incomplete_details={"reason": "client_disconnected"} if status == "incomplete" else None))
+        if parts:
+            items.append(NewItem(
+                type="message", role="assistant", content=parts, status=status, model=prepared.request.model,
+                usage=reply.usage, finish_reason=reply.finish_reason, error=error.message if error else None,
+                incomplete_details={"reason": "client_disconnected"} if status == "incomplete" else None))
         for index in sorted(reply.tool_calls):
             call = reply.tool_calls[index]
             items.append(NewItem(type="function_call", call_id=call["id"] or f"call_{index}", name=call["name"],

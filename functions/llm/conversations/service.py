@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select
@@ -18,6 +19,8 @@ MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_BYTES = 64
 MAX_METADATA_VALUE_BYTES = 512
 MAX_TITLE_LENGTH = 256
+MAX_CALL_ID_LENGTH = 128
+MAX_NAME_LENGTH = 255
 MAIN = "MAIN"
 
 ITEM_STATUSES = {"completed", "incomplete", "in_progress", "failed", "cancelled"}
@@ -89,6 +92,13 @@ class NewItem:
     incomplete_details: dict | None = None
 
 
+def _item_status(raw: dict) -> str:
+    status = raw.get("status") or "completed"
+    if not isinstance(status, str) or status not in ITEM_STATUSES:
+        raise BadRequest("item status is not valid", param="items")
+    return status
+
+
 def parse_input_item(raw) -> NewItem:
     """An item from a request body, in OpenAI's form (message, function_call, function_call_output) or Jan's."""
     if not isinstance(raw, dict):
@@ -98,21 +108,25 @@ def parse_input_item(raw) -> NewItem:
         role = raw.get("role")
         if role not in ("user", "assistant", "system", "developer"):
             raise BadRequest("item role must be user, assistant, system or developer", param="items")
-        status = raw.get("status") or "completed"
-        if status not in ITEM_STATUSES:
-            raise BadRequest("item status is not valid", param="items")
+        status = _item_status(raw)
         return NewItem(type="message", role=role, content=normalise_content(raw.get("content"), role), status=status)
     if kind in ("function_call", "function_call_output"):
         call_id = raw.get("call_id")
-        if not isinstance(call_id, str) or not call_id:
-            raise BadRequest(f"{kind} items need a call_id", param="items")
-        if kind == "function_call" and not isinstance(raw.get("name"), str):
+        if not isinstance(call_id, str) or not call_id or len(call_id) > MAX_CALL_ID_LENGTH:
+            raise BadRequest(f"{kind} items need a call_id of at most {MAX_CALL_ID_LENGTH} characters",
+                             param="items")
+        name = raw.get("name")
+        if kind == "function_call" and not isinstance(name, str):
             raise BadRequest("function_call items need a name", param="items")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
+            raise BadRequest(f"item name must be a string of at most {MAX_NAME_LENGTH} characters", param="items")
+        arguments = raw.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise BadRequest("function_call arguments must be a JSON-encoded string", param="items")
         output = raw.get("output")
         if output is not None and not isinstance(output, str):
-            output = str(output)
-        return NewItem(type=kind, call_id=call_id, name=raw.get("name"), arguments=raw.get("arguments"),
-                       output=output, status=raw.get("status") or "completed")
+            output = json.dumps(output, ensure_ascii=False)
+        return NewItem(type=kind, call_id=call_id, name=name, arguments=arguments, output=output, status=_item_status(raw))
     raise BadRequest(f"item type {kind!r} is not supported", param="items")
 
 
