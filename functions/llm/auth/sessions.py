@@ -71,12 +71,13 @@ class SessionService:
         with self.db.transaction() as conn:
             row = conn.execute(
                 select(refresh_tokens.c.id, refresh_tokens.c.session_id, refresh_tokens.c.used_at,
-                       refresh_tokens.c.expires_at, auth_sessions.c.revoked_at, auth_sessions.c.user_id)
+                       refresh_tokens.c.expires_at, auth_sessions.c.revoked_at, auth_sessions.c.user_id,
+                       auth_sessions.c.expires_at.label("session_expires_at"))
                 .join(auth_sessions, auth_sessions.c.id == refresh_tokens.c.session_id)
                 .where(refresh_tokens.c.token_hash == _hash(refresh_token))
                 .with_for_update(of=refresh_tokens)
             ).first()
-            if row is None or row.revoked_at is not None or row.expires_at <= _now():
+            if row is None or row.revoked_at is not None or min(row.expires_at, row.session_expires_at) <= _now():
                 raise Unauthorized("invalid refresh token")
             if row.used_at is not None:
                 conn.execute(update(auth_sessions).where(auth_sessions.c.id == row.session_id)
