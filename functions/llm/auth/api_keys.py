@@ -49,12 +49,15 @@ class ApiKeyService:
         self.max_per_user = settings.api_key_max_per_user
 
     def ttl_seconds(self, expires_in: int | None, expires_in_days: int | None) -> int:
-        requested = expires_in if expires_in is not None else (expires_in_days * 86400 if expires_in_days is not None else None)
-        if requested is None or requested == 0:
+        if expires_in is not None:
+            requested, field = expires_in, "expires_in"
+        elif expires_in_days is not None:
+            requested, field = expires_in_days * 86400, "expires_in_days"
+        else:
             return self.default_ttl
         if requested < 0:
-            raise BadRequest("expires_in must be positive", param="expires_in")
-        return min(requested, self.max_ttl)
+            raise BadRequest(f"{field} must be positive", param=field)
+        return min(requested, self.max_ttl) if requested else self.default_ttl
 
     def create(self, user_id: int, name: str, ttl_seconds: int) -> dict:
         key = generate_api_key()
