@@ -72,14 +72,14 @@ def remove_stale_lock_files(data_dir: Path) -> None:
     would make it refuse to start, and would make pgserver believe a dead server is still running.
     """
     pid_file = data_dir / "postmaster.pid"
-    if not pid_file.exists() or _postmaster_alive(pid_file, data_dir):
+    if not pid_file.exists() or postmaster_alive(pid_file, data_dir):
         return
     pid_file.unlink(missing_ok=True)
     for socket_lock in data_dir.glob(".s.PGSQL.*.lock"):
         socket_lock.unlink(missing_ok=True)
 
 
-def _postmaster_alive(pid_file: Path, data_dir: Path) -> bool:
+def postmaster_alive(pid_file: Path, data_dir: Path) -> bool:
     try:
         pid = int(pid_file.read_text().split("\n", 1)[0])
         process = psutil.Process(pid)

@@ -13,7 +13,8 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "0"))
 # Knative sends SIGTERM then waits terminationGracePeriodSeconds: drain in-flight requests first.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = 75
+# Idle keep-alive connections hold a graceful shutdown open; keep them short (queue-proxy reconnects cheaply).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Read-only root filesystem in the image: no control socket, heartbeat files in /dev/shm.
 control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

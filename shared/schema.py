@@ -255,6 +255,8 @@ usage_records = Table(
     Column("prompt_tokens", Integer, nullable=False, server_default="0"),
     Column("completion_tokens", Integer, nullable=False, server_default="0"),
     Column("total_tokens", Integer, nullable=False, server_default="0"),
+    # True when the provider reported no usage (e.g. llama.cpp streams) and tokens were estimated from text.
+    Column("usage_estimated", Boolean, nullable=False, server_default=text("false")),
     Column("latency_ms", Float, nullable=False),
     Column("first_token_ms", Float),
     _created(),

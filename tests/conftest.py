@@ -267,5 +267,9 @@ def live_llm(llm_env, provider, tmp_path_factory):
         raise RuntimeError(log_path.read_text()[-3000:])
     yield base
     process.terminate()
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     print(f"live llm log: {log_path}")

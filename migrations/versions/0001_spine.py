@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 03:31:06.469894
+Create Date: 2026-11-26 03:51:28.171044
 """
 from alembic import op
 import sqlalchemy as sa
@@ -185,6 +185,7 @@ def upgrade() -> None:
     sa.Column('prompt_tokens', sa.Integer(), server_default='0', nullable=False),
     sa.Column('completion_tokens', sa.Integer(), server_default='0', nullable=False),
     sa.Column('total_tokens', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('usage_estimated', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('latency_ms', sa.Float(), nullable=False),
     sa.Column('first_token_ms', sa.Float(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),

@@ -198,3 +198,18 @@ def test_streamed_tool_calls_pass_through_and_are_stored(live_llm, token, upstre
     items = wait_for(lambda: [i for i in conversation_items(live_llm, token, conversation["id"])
                               if i["type"] == "function_call"])
     assert items[0]["call_id"] == "call_s" and items[0]["arguments"] == '{"q": "jan"}'
+
+
+def test_usage_is_estimated_and_marked_when_the_provider_reports_none(live_llm, token, upstream, app):
+    from sqlalchemy import select
+    from shared.schema import usage_records
+
+    upstream.script(stream(["twelve chars"], include_usage=False))  # as llama.cpp's server does
+    OpenStream(live_llm, token).events()
+
+    def latest():
+        with app.extensions["jan"].db.read() as conn:
+            return conn.execute(select(usage_records).order_by(usage_records.c.id.desc()).limit(1)).first()
+
+    row = wait_for(lambda: (r := latest()) is not None and r.stream and r.usage_estimated and r)
+    assert row.completion_tokens == 3 and row.prompt_tokens > 0 and row.status == "completed"

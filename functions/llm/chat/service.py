@@ -243,5 +243,9 @@ class ChatService:
             conversation_id=prepared.conversation.id if prepared.conversation is not None else None,
             project_id=prepared.conversation.project_id if prepared.conversation is not None else None,
             first_token_ms=first_token_ms)
-        record.add_usage(reply.usage)
+        prompt_text = "" if reply.usage else "".join(
+            text_of_content(message.get("content")) for message in prepared.payload["messages"])
+        record.add_usage(reply.usage, prompt_text=prompt_text,
+                         completion_text=reply.content + reply.reasoning + "".join(
+                             call["arguments"] for call in reply.tool_calls.values()))
         return record

@@ -27,14 +27,18 @@ class UsageRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_token_ms: float | None = None
+    usage_estimated: bool = False
 
-    def add_usage(self, usage: dict | None) -> None:
-        if not isinstance(usage, dict):
+    def add_usage(self, usage: dict | None, *, prompt_text: str = "", completion_text: str = "") -> None:
+        """The provider's token counts; without them, an estimate (4 characters a token) marked as such."""
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            self.prompt_tokens = max(usage["prompt_tokens"], 0)
+            completion = usage.get("completion_tokens")
+            self.completion_tokens = max(completion, 0) if isinstance(completion, int) else 0
             return
-        for name in ("prompt_tokens", "completion_tokens"):
-            value = usage.get(name)
-            if isinstance(value, int) and value >= 0:
-                setattr(self, name, value)
+        self.prompt_tokens = (len(prompt_text) + 3) // 4
+        self.completion_tokens = (len(completion_text) + 3) // 4
+        self.usage_estimated = True
 
 
 class UsageRecorder:
@@ -52,6 +56,7 @@ class UsageRecorder:
                     conversation_id=record.conversation_id, project_id=record.project_id,
                     prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
                     total_tokens=record.prompt_tokens + record.completion_tokens,
+                    usage_estimated=record.usage_estimated,
                     first_token_ms=record.first_token_ms))
         except Exception:
             log.exception("could not record usage for model %s", record.model)

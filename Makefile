@@ -1,0 +1,53 @@
+# Jan Server, serverless edition. The two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+EXTRAS := llm,otel,migrations,local,test
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: help venv run test test-fast migrate admin model-server tools bench images deploy canary promote rollback
+
+help:
+	@echo "make run      the whole platform on http://localhost:8000 (embedded PostgreSQL, local model, gateway)"
+	@echo "make test     every test, including the end-to-end test with the real local model"
+	@echo "make migrate  apply migrations (DATABASE_URL, or the embedded database)"
+	@echo "make admin EMAIL=you@example.com   create or promote an admin and print a one-time admin API key"
+	@echo "make bench    benchmarks (results in docs/performance.md)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PYTHON) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+# The local model server (llama.cpp's OpenAI-compatible server with SmolLM2-135M). The first install compiles
+# llama-cpp-python from source: a few minutes; pip caches the wheel afterwards.
+model-server: venv
+	$(PYTHON) -c "from dev import model_server; model_server.ensure_installed()"
+
+# Debian tools the offline checks use (decK validates gateway/kong.yml).
+tools:
+	@command -v deck >/dev/null || { apt-get update -qq && apt-get install -y -qq deck >/dev/null; }
+
+run: venv model-server
+	$(PYTHON) -m dev.run $(RUN_ARGS)
+
+test: venv model-server tools
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+# Everything but the end-to-end test with the real model.
+test-fast: venv tools
+	$(PYTHON) -m pytest tests -m "not e2e" $(PYTEST_ARGS)
+
+migrate: venv
+	$(PYTHON) -m dev.local_db migrate
+
+admin: venv
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=you@example.com"; exit 2; }
+	$(PYTHON) -m dev.local_db admin "$(EMAIL)"
+
+bench: venv
+	$(PYTHON) -m bench
