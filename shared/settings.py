@@ -74,8 +74,6 @@ class PlatformSettings:
     environment: str = "development"
     version: str = "0.1.0"
     log_level: str = "INFO"
-    # When true, logs may contain prompts and tokens; never in production.
-    log_debug_payloads: bool = False
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     db_pool_size: int = 2
@@ -98,5 +96,6 @@ class PlatformSettings:
     auth_clock_skew_seconds: int = 60
 
     otel_exporter_otlp_endpoint: str = ""
+    # Calls to other services (JWKS, OIDC token endpoint); model calls have their own timeouts.
     outbound_timeout_seconds: float = 10.0
 
