@@ -11,6 +11,7 @@ from shared.inference import InferenceClient
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
 from functions.llm.auth.issuer import TokenIssuer
+from functions.llm.auth.oidc import OAuthLogin
 from functions.llm.auth.sessions import SessionService
 from functions.llm.chat.service import ChatService
 from functions.llm.conversations.service import ConversationService
@@ -27,6 +28,7 @@ class LlmServices:
     sessions: SessionService
     accounts: AccountService
     api_keys: ApiKeyService
+    oauth: OAuthLogin
     providers: ProviderService
     catalog: ModelCatalog
     conversations: ConversationService
@@ -48,6 +50,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         sessions=sessions,
         accounts=AccountService(db, sessions, settings),
         api_keys=ApiKeyService(db, settings),
+        oauth=OAuthLogin(db, settings, principals, sessions),
         providers=providers,
         catalog=catalog,
         conversations=conversations,

@@ -29,7 +29,10 @@ class LlmSettings(PlatformSettings):
     oidc_token_url: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
-    oauth_redirect_uri: str = ""
+    oauth_redirect_uri: str = ""  # this function's /auth/callback, as registered for the client at the issuer
+    # Where a login may send the browser back to (no open redirects). The first is also where a callback
+    # with an unknown state lands.
+    oauth_allowed_redirect_prefixes: tuple[str, ...] = ("http://localhost", "http://127.0.0.1")
 
     # Providers and the model catalog.
     provider_key_encryption_key: str = ""

@@ -103,11 +103,12 @@ class PrincipalResolver:
             session_id = claims.get("sid")
             if not isinstance(session_id, str):
                 raise Unauthorized("invalid token")
+            # The session names the user, whoever vouched for them at login (our passwords or the external issuer).
             query = (
                 select(*_USER_COLUMNS, auth_sessions.c.revoked_at, auth_sessions.c.expires_at)
                 .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
-                .where(users.c.issuer == verified.issuer, users.c.subject == claims["sub"],
-                       users.c.deleted_at.is_(None), auth_sessions.c.id == session_id)
+                .where(auth_sessions.c.id == session_id, users.c.subject == claims["sub"],
+                       users.c.deleted_at.is_(None))
             )
             with self.db.read() as conn:
                 row = conn.execute(query).first()

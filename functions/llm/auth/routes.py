@@ -1,7 +1,7 @@
 """Jan's /auth routes (also served under /llm/auth)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, redirect, request
 
 from shared.auth import authenticated, current_principal
 from shared.auth.principal import credential_from
@@ -113,6 +113,21 @@ def login():
     response = jsonify({"user_id": user.public_id, "username": user.username, "principal_id": user.public_id,
                         **pair.body()})
     return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)
+
+
+@bp.get("/login")
+def oauth_login():
+    """Start Jan's OAuth login at the external issuer (PKCE); the client opens `authorization_url`."""
+    return services().oauth.begin(request.args.get("redirect_url"))
+
+
+@bp.get("/callback")
+def oauth_callback():
+    """Finish the OAuth login: a redirect with our tokens in the fragment, or with an error in the query."""
+    response = redirect(services().oauth.finish(request.args), 302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.get("/me")
