@@ -7,7 +7,7 @@ from shared.auth import authenticated, current_principal
 from shared.body import json_object, string_field
 from shared.errors import BadRequest
 from shared.pagination import page_params
-from functions.llm.conversations.service import MAX_TITLE_LENGTH, parse_input_items
+from functions.llm.conversations.service import parse_input_items
 from functions.llm.services import services
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1/conversations")
@@ -21,7 +21,7 @@ def create_conversation():
     items = parse_input_items(body.get("items"))
     return services().conversations.create(
         current_principal().user_id,
-        title=string_field(body, "title", max_length=MAX_TITLE_LENGTH),
+        title=string_field(body, "title"),  # Jan truncates a long title rather than rejecting it
         metadata=body.get("metadata"),
         referrer=string_field(body, "referrer", max_length=64),
         items=items,

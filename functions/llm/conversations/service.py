@@ -126,7 +126,8 @@ def parse_input_item(raw) -> NewItem:
         output = raw.get("output")
         if output is not None and not isinstance(output, str):
             output = json.dumps(output, ensure_ascii=False)
-        return NewItem(type=kind, call_id=call_id, name=name, arguments=arguments, output=output, status=_item_status(raw))
+        return NewItem(type=kind, call_id=call_id, name=name, arguments=arguments, output=output,
+                       status=_item_status(raw))
     raise BadRequest(f"item type {kind!r} is not supported", param="items")
 
 
@@ -149,9 +150,11 @@ class ConversationService:
         metadata = {**validate_metadata(metadata), "title_locked": "false"}
         if title is not None and title.strip() == "New Conversation":
             title = None
+        if title:
+            title = title[:MAX_TITLE_LENGTH].rstrip()  # Jan truncates rather than rejects
         with self.db.transaction() as conn:
             row = conn.execute(insert(conversations).values(
-                public_id=ids.public_id("conv"), user_id=user_id, title=(title or None) and title[:MAX_TITLE_LENGTH],
+                public_id=ids.public_id("conv"), user_id=user_id, title=title or None,
                 metadata=metadata, referrer=referrer).returning(conversations)).first()
             if items:
                 self._append(conn, row.id, row.active_branch, items)
