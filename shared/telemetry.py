@@ -78,16 +78,17 @@ def install_request_context(app: Flask) -> None:
 
 
 def install_metrics(app: Flask, service_name: str) -> None:
+    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
     from prometheus_flask_exporter import PrometheusMetrics
 
+    # A registry per app, so /metrics always reports this app's requests and a second app in one process
+    # (tests, tools) neither fails on duplicate metric names nor silently loses its request metrics.
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
     metrics = PrometheusMetrics(app, path="/metrics", group_by="url_rule", default_labels={"service": service_name},
-                                excluded_paths=["/healthz", "/readyz", "/metrics"])
-    try:
-        metrics.info("jan_function_info", "Function build info", service=service_name)
-    except ValueError:
-        # A second app in one process (tests, tools) shares the default registry, as the exporter's own
-        # default metrics do: keep the first registration instead of failing the app factory.
-        pass
+                                excluded_paths=["/healthz", "/readyz", "/metrics"], registry=registry)
+    metrics.info("jan_function_info", "Function build info", service=service_name)
 
 
 def install_tracing(app: Flask, settings: PlatformSettings) -> None:
@@ -108,7 +109,7 @@ def install_tracing(app: Flask, settings: PlatformSettings) -> None:
 
     @app.before_request
     def _open_span():
-        token = context.attach(extract(dict(request.headers)))
+        token = context.attach(extract({name.lower(): value for name, value in request.headers.items()}))
         span = tracer.start_span(f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
                                  kind=trace.SpanKind.SERVER)
         g.otel = (token, span, context.attach(trace.set_span_in_context(span)))
