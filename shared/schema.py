@@ -202,11 +202,94 @@ conversations = Table(
     Column("active_branch", String(64), nullable=False, server_default="MAIN"),
     Column("referrer", String(64)),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("project_id", BigInteger),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="SET NULL"), index=True),
+    # The project instruction in force for this conversation (Jan's effective_instruction_snapshot).
+    Column("instruction_snapshot", Text),
     _created(),
     _updated(),
     Column("deleted_at", DateTime(timezone=True)),
     Index("ix_conversations_user_live", "user_id", "id", postgresql_where=text("deleted_at IS NULL")),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    _id(),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("instruction", Text),
+    Column("is_favorite", Boolean, nullable=False, server_default=text("false")),
+    Column("archived_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    _created(),
+    _updated(),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("uq_projects_user_name_live", "user_id", "name", unique=True, postgresql_where=text("deleted_at IS NULL")),
+    Index("ix_projects_user_live", "user_id", "id", postgresql_where=text("deleted_at IS NULL")),
+)
+
+# Named branches of a conversation. MAIN exists implicitly; a row is created for it when a swap needs one.
+conversation_branches = Table(
+    "conversation_branches",
+    metadata,
+    _id(),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text),
+    Column("parent_branch", String(64)),
+    Column("forked_at", DateTime(timezone=True)),
+    Column("forked_from_item_id", String(32)),
+    _created(),
+    _updated(),
+    UniqueConstraint("conversation_id", "name"),
+)
+
+conversation_shares = Table(
+    "conversation_shares",
+    metadata,
+    _id(),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("slug", String(32), nullable=False, unique=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("owner_user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("scope", String(16), nullable=False, server_default="conversation"),
+    Column("item_public_id", String(32)),
+    Column("title", String(256)),
+    Column("visibility", String(16), nullable=False, server_default="unlisted"),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("view_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_viewed_at", DateTime(timezone=True)),
+    Column("snapshot_version", Integer, nullable=False, server_default="1"),
+    # A frozen, sanitised copy of what was shared: no user ids, emails, tokens or tool secrets.
+    Column("snapshot", JSONB, nullable=False),
+    Column("share_options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created(),
+    _updated(),
+)
+
+# Fixed-window request counters shared by every pod (e.g. public share reads per client address).
+rate_limit_counters = Table(
+    "rate_limit_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False, server_default="0"),
+)
+
+user_settings = Table(
+    "user_settings",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("memory_config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("profile_settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("advanced_settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("preferences", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("enable_trace", Boolean, nullable=False, server_default=text("false")),
+    Column("enable_tools", Boolean, nullable=False, server_default=text("true")),
+    _created(),
+    _updated(),
 )
 
 conversation_items = Table(
@@ -261,4 +344,5 @@ usage_records = Table(
     Column("first_token_ms", Float),
     _created(),
     Index("ix_usage_records_user_time", "user_id", "created_at"),
+    Index("ix_usage_records_project_time", "project_id", "created_at"),
 )
