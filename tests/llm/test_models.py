@@ -363,6 +363,26 @@ def test_a_provider_that_is_down_does_not_fail_the_listing_and_records_the_error
     assert provider_row(db, created["id"]).last_sync_error
 
 
+def test_a_failing_provider_is_not_retried_on_every_listing(guest, admin, db, extra, monkeypatch):
+    server = extra.upstream(["guarded"], api_key="sk-right-key-0001")
+    response = admin.post("/v1/admin/providers", json={"name": unique("failing-"), "vendor": unique("v"),
+                                                       "base_url": server.base_url, "api_key": "sk-wrong-key-0002"})
+    extra.track(response.json["id"])
+    assert response.json["last_sync_error"]
+    make_stale(db, response.json["id"])
+    for _ in range(3):
+        assert guest.get("/v1/models").status_code == 200
+    assert len(server.requests) == 1  # the registration's sync only
+
+    assert admin.post(f"/v1/admin/providers/{response.json['id']}/sync").status_code == 502  # admin always tries
+    assert len(server.requests) == 2
+
+    from functions.llm.models import providers as providers_module
+    monkeypatch.setattr(providers_module, "SYNC_RETRY_SECONDS", 0.0)
+    guest.get("/v1/models")
+    assert len(server.requests) == 3
+
+
 def test_a_provider_listing_a_bad_model_id_does_not_fail_the_listing(guest, db, extra):
     created, server = extra.make(["fine-model"], vendor=(vendor := unique("v")))
     server.models.append("x" * 300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +24,9 @@ log = logging.getLogger("jan.llm.providers")
 _SLUG_JUNK = re.compile(r"[^a-z0-9._/-]+")
 # model_catalogs.public_id and provider_models' model ids are VARCHAR(255).
 MAX_MODEL_ID_LENGTH = 255
+# The TTL refresh runs inside a model listing: a provider whose sync just failed (down, hanging, rejecting our
+# key) is retried by it no sooner than this, per process, so it cannot slow every listing. Admin syncs always try.
+SYNC_RETRY_SECONDS = 60.0
 
 
 def canonical_model_id(upstream_id: str, vendor: str) -> str:
@@ -91,6 +95,7 @@ class ProviderService:
         self.box = SecretBox(settings.provider_key_encryption_key)
         self.inference = inference
         self.sync_timeout = settings.model_sync_timeout_seconds
+        self._failed_at: dict[str, float] = {}
 
     def endpoint(self, row) -> Endpoint:
         api_key = self.box.decrypt(row.encrypted_api_key) if row.encrypted_api_key else None
@@ -222,6 +227,7 @@ class ProviderService:
         try:
             upstream = self.inference.list_models(self.endpoint(row), timeout=self.sync_timeout)
         except ApiError as exc:
+            self._failed_at[public_id] = time.monotonic()
             with self.db.transaction() as conn:
                 conn.execute(update(providers).where(providers.c.id == row.id).values(last_sync_error=exc.message[:500]))
             log.warning("model sync of provider %s failed: %s", row.name, exc.message)
@@ -229,7 +235,9 @@ class ProviderService:
                 raise
             return []
         with self.db.transaction() as conn:
-            return self._store_models(conn, row, upstream)
+            stored = self._store_models(conn, row, upstream)
+        self._failed_at.pop(public_id, None)
+        return stored
 
     def _store_models(self, conn, provider, upstream: list[dict]) -> list[dict]:
         now = dt.datetime.now(dt.timezone.utc)
@@ -275,7 +283,9 @@ class ProviderService:
 
     def try_sync_stale(self, ttl_seconds: int) -> None:
         """Refresh stale providers, one pod at a time (a transaction-scoped advisory lock), never failing the caller."""
-        stale = self.stale_provider_ids(ttl_seconds)
+        now = time.monotonic()
+        stale = [public_id for public_id in self.stale_provider_ids(ttl_seconds)
+                 if now - self._failed_at.get(public_id, float("-inf")) >= SYNC_RETRY_SECONDS]
         if not stale:
             return
         with self.db.transaction() as conn:
@@ -285,6 +295,7 @@ class ProviderService:
                 try:
                     self.sync(public_id, raise_errors=False)
                 except Exception:  # a misbehaving provider must never fail the caller's listing
+                    self._failed_at[public_id] = time.monotonic()
                     log.exception("model sync of provider %s failed", public_id)
 
 
