@@ -139,10 +139,7 @@ def build_app(llm_env: dict, **settings):
     from functions.llm.settings import LlmSettings
     from shared.settings import from_env
 
-    with pytest.MonkeyPatch.context() as patch:
-        # The session's app has registered the Prometheus metrics in the process-wide registry already.
-        patch.setattr("shared.app.install_metrics", lambda app, name: None)
-        return create_app(from_env(LlmSettings, environ=llm_env, **settings))
+    return create_app(from_env(LlmSettings, environ=llm_env, **settings))
 
 
 @pytest.fixture(scope="module")
