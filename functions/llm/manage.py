@@ -64,7 +64,7 @@ def make_admin(email: str) -> int:
     print(f"{'created' if created else 'promoted'} admin {email} ({public_id})")
     print(f"one-time admin API key (shown only now): {key['key']}")
     if created:
-        print("no password is set: sign in with this API key, or set one by upgrading a guest with this email")
+        print("the account has no password: use this API key (X-API-Key or Authorization: Bearer)")
     return 0
 
 

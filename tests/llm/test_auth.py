@@ -337,11 +337,12 @@ def test_admin_routes_without_credentials_are_401(bare):
     assert_error(bare.get("/v1/admin/providers"), 401, "authentication required")
 
 
-def test_an_admin_email_from_the_settings_becomes_admin_on_upgrade(guest, llm_settings):
+def test_upgrading_with_an_admin_email_does_not_make_an_admin(guest, llm_settings):
+    # Nothing verifies the address a guest upgrades with: ADMIN_EMAILS only trusts verified external identities.
     email = llm_settings.admin_emails[0].title()
     assert guest.post("/auth/upgrade", json={"email": email, "password": "long enough pw"}).status_code == 200
-    assert guest.get("/auth/me").json["roles"] == ["admin"]
-    assert guest.get("/v1/admin/providers").status_code == 200
+    assert guest.get("/auth/me").json["roles"] == ["user"]
+    assert guest.get("/v1/admin/providers").status_code == 403
 
 
 def run_make_admin(llm_env: dict, email: str) -> str:

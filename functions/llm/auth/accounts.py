@@ -33,11 +33,7 @@ class AccountService:
         self.db = db
         self.sessions = sessions
         self.issuer = settings.token_issuer
-        self.admin_emails = {email.lower() for email in settings.admin_emails}
         self.password_min_length = settings.password_min_length
-
-    def _role_for(self, email: str | None, default: str) -> str:
-        return "admin" if email and email.lower() in self.admin_emails else default
 
     def create_guest(self) -> tuple[str, str, TokenPair]:
         public_id = ids.user_id()
@@ -56,7 +52,7 @@ class AccountService:
             raise Conflict("account is already a permanent account")
         if len(password) < self.password_min_length:
             raise BadRequest(f"password must be at least {self.password_min_length} characters", param="password")
-        values = {"email": email, "password_hash": hash_password(password), "role": self._role_for(email, "user"),
+        values = {"email": email, "password_hash": hash_password(password), "role": "user",
                   "updated_at": func.now()}
         if username:
             values["username"] = username
