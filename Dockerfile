@@ -51,7 +51,8 @@ ENV GUNICORN_CMD_ARGS="--reload"
 FROM app AS migrate
 COPY migrations/ migrations/
 # Schema first, then the providers of $PROVIDERS_FILE (knative/components/migration/job.yaml mounts it).
-CMD ["/bin/sh", "-c", "alembic -c migrations/alembic.ini upgrade head && exec python -m functions.llm.manage load-providers \"$PROVIDERS_FILE\""]
+CMD ["/bin/sh", "-c", \
+     "alembic -c migrations/alembic.ini upgrade head && exec python -m functions.llm.manage load-providers \"$PROVIDERS_FILE\""]
 
 FROM app AS function
 USER root

@@ -39,6 +39,8 @@ EXTERNAL_OBJECTS = {
     ("Secret", KEYS_SECRET): {SIGNING_KEY_FILE, ENCRYPTION_KEY_FILE},
     ("ConfigMap", JWKS_CONFIGMAP): {JWKS_FILE},
     ("Secret", DATABASE_SECRET): {DATABASE_URL_KEY},
+    # Only with knative/components/keycloak.
+    ("Secret", "jan-oidc"): {"client-secret"},
 }
 
 JOB_POLL_SECONDS = 5.0
