@@ -1,7 +1,7 @@
 """Knative Services against Knative's own CRD schema, made strict, and their pod part against Kubernetes' strict
 PodSpec.
 
-The CRD (../shared/schemas, Knative Serving ~1.23) lists the fields Knative accepts but leaves every object open to
+The CRD (schemas/, Knative Serving ~1.23) lists the fields Knative accepts but leaves every object open to
 unknown fields. Made strict here:
 - every object that lists its properties rejects others, including the revision template's metadata (whose CRD
   schema lists the only fields Knative uses: name, namespace, labels, annotations, finalizers);
@@ -24,7 +24,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-CRD_FILE = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "knative-serving-service-crd.yaml"
+CRD_FILE = Path(__file__).resolve().parent / "schemas" / "knative-serving-service-crd.yaml"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 # Knative's additions to a Kubernetes PodSpec in a revision template.
 KNATIVE_POD_FIELDS = ("containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds")

@@ -10,7 +10,7 @@ import jsonschema
 
 from knative import deploy, render, skaffold
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "skaffold-v4beta14.json"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "skaffold-v4beta14.json"
 API_VERSION = "skaffold/v4beta14"
 MIGRATION_IMAGE_FILE = ".skaffold/jan-migrate.image"
 # (profiles, skaffold command) -> the target it must deploy; the combinations skaffold.yaml documents.
