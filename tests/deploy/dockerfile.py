@@ -257,7 +257,7 @@ def free_python(candidates: list[str], user: tuple[int, int] | None) -> str:
         if not candidate or not os.path.exists(candidate):
             continue
         try:
-            probe = subprocess.run([candidate, "-c", "import sys, venv; assert sys.version_info[:2] == (3, 11)"],
+            probe = subprocess.run([candidate, "-c", "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)"],
                                    capture_output=True, user=user[0] if user else None,
                                    group=user[1] if user else None)
         except OSError:

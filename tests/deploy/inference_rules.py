@@ -2,6 +2,7 @@
 providers the migration Job registers pointing at a Service that is in the render."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
@@ -49,23 +50,31 @@ def _vllm_problems(deployment: dict, documents: list[dict]) -> list[str]:
     return found
 
 
-def _provider_problems(documents: list[dict]) -> list[str]:
-    """The providers file the migration Job loads (PROVIDERS_FILE, from the ConfigMap it mounts)."""
+def providers_file(documents: list[dict]) -> dict | None:
+    """The providers file the migration Job loads: PROVIDERS_FILE, in the ConfigMap mounted at its folder."""
     job = render.find(documents, "Job", deploy.MIGRATION_JOB)
-    container = render.containers(job)[0] if job else {}
-    path = next((v.get("value") for v in container.get("env") or [] if v["name"] == "PROVIDERS_FILE"), None) or ""
-    mount = next((m for m in container.get("volumeMounts") or [] if path.startswith(m["mountPath"] + "/")), None)
-    volume = next((v for v in render.pod_specs(job)[0].get("volumes") or [] if mount and v["name"] == mount["name"]),
-                  None) if job else None
-    config_map = render.find(documents, "ConfigMap", ((volume or {}).get("configMap") or {}).get("name", ""))
-    if config_map is None:
+    if job is None:
+        return None
+    container = render.containers(job)[0]
+    path = Path(next((v.get("value") for v in container.get("env") or [] if v["name"] == "PROVIDERS_FILE"), "/"))
+    mounts = {mount["mountPath"]: mount["name"] for mount in container.get("volumeMounts") or []}
+    volumes = {volume["name"]: volume for volume in render.pod_specs(job)[0].get("volumes") or []}
+    volume = volumes.get(mounts.get(str(path.parent), ""), {})
+    config_map = render.find(documents, "ConfigMap", (volume.get("configMap") or {}).get("name", ""))
+    if config_map is None or path.name not in (config_map.get("data") or {}):
+        return None
+    return yaml.safe_load(config_map["data"][path.name])
+
+
+def _provider_problems(documents: list[dict]) -> list[str]:
+    providers = providers_file(documents)
+    if providers is None:
         return ["providers: the migration Job's PROVIDERS_FILE is no file of a rendered ConfigMap"]
     found = []
-    providers = yaml.safe_load(config_map["data"][path.rsplit("/", 1)[-1]])
     for provider in providers.get("providers") or []:
         url = urlsplit(provider.get("base_url") or "")
         host = (url.hostname or "").split(".")
-        service = render.find(documents, "Service", host[0], api_version="v1") if host else None
+        service = render.find(documents, "Service", host[0], api_version="v1")
         ports = {port.get("port") for port in (service or {"spec": {}})["spec"].get("ports") or []}
         if service is None or host[1:] != [service["metadata"]["namespace"], "svc", "cluster", "local"] \
                 or url.port not in ports or url.path != "/v1":

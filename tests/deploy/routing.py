@@ -21,7 +21,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from gateway.kongconfig import parse as parse_kong
+from gateway.routing import RouteTable
 from knative import render
+from tests.deploy import kong_rules
 
 INTERNAL_ENDPOINTS = {"prometheus_metrics"}
 SAMPLE_VALUES = {"int": "1", "float": "1.5", "uuid": str(uuid.UUID(int=1)), "path": "sample/id"}
@@ -146,10 +149,6 @@ def _json(raw: bytes) -> dict:
 
 def problems(config: dict, config_path: Path, url_maps: dict, port: int) -> list[str]:
     """Unreachable function routes, reachable internals, and Kong routes that reach no function route."""
-    from gateway.kongconfig import parse as parse_kong
-    from gateway.routing import RouteTable
-    from tests.deploy import kong_rules
-
     kong_routes = kong_rules.routes(config)
     table = RouteTable(parse_kong(config).routes)
     function_of_service = {
