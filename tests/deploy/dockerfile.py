@@ -21,6 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 FUNCTION_STAGE = "function"
+# The base image's Python: 3.11, able to create a venv with pip.
+PYTHON_PROBE = "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)"
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -257,9 +259,8 @@ def free_python(candidates: list[str], user: tuple[int, int] | None) -> str:
         if not candidate or not os.path.exists(candidate):
             continue
         try:
-            probe = subprocess.run([candidate, "-c", "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)"],
-                                   capture_output=True, user=user[0] if user else None,
-                                   group=user[1] if user else None)
+            probe = subprocess.run([candidate, "-c", PYTHON_PROBE], capture_output=True,
+                                   user=user[0] if user else None, group=user[1] if user else None)
         except OSError:
             continue
         if probe.returncode == 0:
