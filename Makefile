@@ -6,6 +6,10 @@ PYTHON := $(VENV)/bin/python
 EXTRAS := llm,otel,migrations,local,test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
+REGISTRY ?=
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+TARGET ?= prod-gpu
+
 .PHONY: help venv run test test-fast migrate admin model-server tools bench images deploy canary promote rollback
 
 help:
@@ -28,9 +32,11 @@ venv: $(STAMP)
 model-server: venv
 	$(PYTHON) -c "from dev import model_server; model_server.ensure_installed()"
 
-# Debian tools the offline checks use (decK validates gateway/kong.yml).
+# Debian tools the offline checks use: decK validates gateway/kong.yml; the image test builds a fresh venv with
+# the system Python as a non-root user (python3-venv).
 tools:
-	@command -v deck >/dev/null || { apt-get update -qq && apt-get install -y -qq deck >/dev/null; }
+	@command -v deck >/dev/null && dpkg -s python3-venv >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq deck python3-venv >/dev/null; }
 
 run: venv model-server
 	$(PYTHON) -m dev.run $(RUN_ARGS)
@@ -51,3 +57,22 @@ admin: venv
 
 bench: venv
 	$(PYTHON) -m bench
+
+# Cluster (docs/deploy.md). Nothing here has run against a live cluster from this repository's CI.
+images: venv
+	$(PYTHON) -m knative.images --registry "$(REGISTRY)" --tag "$(TAG)" $(if $(REGISTRY),--push)
+
+deploy: venv
+	$(PYTHON) -m knative.deploy apply --target "$(TARGET)" --registry "$(REGISTRY)" --tag "$(TAG)"
+
+canary: venv
+	@test -n "$(FN)" -a -n "$(PERCENT)" || { echo "usage: make canary FN=llm PERCENT=10 [CURRENT=<revision>]"; exit 2; }
+	$(PYTHON) -m knative.rollout canary "$(FN)" "$(PERCENT)" --image "$(or $(IMAGE),$(if $(REGISTRY),$(REGISTRY)/)jan-$(FN):$(TAG))" $(if $(CURRENT),--current "$(CURRENT)") $(if $(ROLLOUT_DURATION),--rollout-duration "$(ROLLOUT_DURATION)")
+
+promote: venv
+	@test -n "$(FN)" || { echo "usage: make promote FN=llm"; exit 2; }
+	$(PYTHON) -m knative.rollout promote "$(FN)"
+
+rollback: venv
+	@test -n "$(FN)" || { echo "usage: make rollback FN=llm"; exit 2; }
+	$(PYTHON) -m knative.rollout rollback "$(FN)"

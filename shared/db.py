@@ -23,6 +23,11 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(settings: PlatformSettings) -> Engine:
+    connect_args = {"application_name": settings.service_name, "connect_timeout": 5}
+    if settings.db_behind_pgbouncer:
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     return create_engine(
         normalise_url(settings.database_url),
         pool_size=settings.db_pool_size,
@@ -30,11 +35,7 @@ def make_engine(settings: PlatformSettings) -> Engine:
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-            "application_name": settings.service_name,
-            "connect_timeout": 5,
-        },
+        connect_args=connect_args,
     )
 
 

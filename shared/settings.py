@@ -80,6 +80,9 @@ class PlatformSettings:
     db_max_overflow: int = 4
     db_pool_timeout_seconds: float = 10.0
     db_statement_timeout_ms: int = 15000
+    # PgBouncer in transaction mode rejects startup options and server-side prepared statements: the statement
+    # timeout then comes from `ALTER ROLE … SET statement_timeout` (docs/deploy.md).
+    db_behind_pgbouncer: bool = False
 
     max_request_bytes: int = 10 * 1024 * 1024
     # Empty: CORS is left to the gateway (Kong or the dev gateway); set when a function is exposed directly.
@@ -94,6 +97,10 @@ class PlatformSettings:
     jwks_url: str = ""
     audience: str = ""
     auth_clock_skew_seconds: int = 60
+
+    # A header that the proxy in front of the function sets to the client's address (Kong and the dev gateway
+    # set `X-Real-IP`), for per-client limits on public routes. Empty: the TCP peer address.
+    client_address_header: str = ""
 
     otel_exporter_otlp_endpoint: str = ""
     # Calls to other services (JWKS, OIDC token endpoint); model calls have their own timeouts.
