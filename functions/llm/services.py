@@ -18,7 +18,10 @@ from functions.llm.conversations.service import ConversationService
 from functions.llm.models.catalog import ModelCatalog
 from functions.llm.models.providers import ProviderService
 from functions.llm.settings import LlmSettings
+from functions.llm.usage.queries import UsageQueries
 from functions.llm.usage.recorder import UsageRecorder
+from functions.llm.users.account import AccountData
+from functions.llm.users.user_settings import UserSettingsService
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class LlmServices:
     conversations: ConversationService
     usage: UsageRecorder
     chat: ChatService
+    user_settings: UserSettingsService
+    usage_queries: UsageQueries
+    account: AccountData
 
 
 def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
@@ -44,6 +50,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
     catalog = ModelCatalog(db, providers, settings)
     conversations = ConversationService(db)
     usage = UsageRecorder(db)
+    user_settings = UserSettingsService(db, lambda: next(iter(m["id"] for m in catalog.list_models()), None))
     return LlmServices(
         settings=settings,
         principals=principals,
@@ -56,6 +63,9 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         conversations=conversations,
         usage=usage,
         chat=ChatService(catalog, inference, conversations, usage, settings),
+        user_settings=user_settings,
+        usage_queries=UsageQueries(db),
+        account=AccountData(db, user_settings, settings.token_issuer),
     )
 
 
