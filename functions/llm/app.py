@@ -9,12 +9,13 @@ from functions.llm.chat.routes import bp as chat_bp
 from functions.llm.conversations.routes import bp as conversations_bp
 from functions.llm.models.admin_routes import bp as admin_models_bp
 from functions.llm.models.routes import bp as models_bp
+from functions.llm.projects.routes import bp as projects_bp
 from functions.llm.services import build_services
 from functions.llm.usage.routes import bp as usage_bp
 from functions.llm.users.routes import bp as users_bp
 from functions.llm.settings import LlmSettings, load_settings
 
-BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp)
+BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp)
 
 
 def create_app(settings: LlmSettings | None = None) -> Flask:

@@ -17,6 +17,7 @@ from functions.llm.chat.service import ChatService
 from functions.llm.conversations.service import ConversationService
 from functions.llm.models.catalog import ModelCatalog
 from functions.llm.models.providers import ProviderService
+from functions.llm.projects.service import ProjectService
 from functions.llm.settings import LlmSettings
 from functions.llm.usage.queries import UsageQueries
 from functions.llm.usage.recorder import UsageRecorder
@@ -37,6 +38,7 @@ class LlmServices:
     conversations: ConversationService
     usage: UsageRecorder
     chat: ChatService
+    projects: ProjectService
     user_settings: UserSettingsService
     usage_queries: UsageQueries
     account: AccountData
@@ -63,6 +65,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         conversations=conversations,
         usage=usage,
         chat=ChatService(catalog, inference, conversations, usage, settings),
+        projects=ProjectService(db),
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),

@@ -19,6 +19,7 @@ from functions.llm.chat.relay import Reply, SseRelay
 from functions.llm.conversations.content import chat_content_from_message, normalise_content, text_of_content
 from functions.llm.conversations.service import ConversationService, NewItem
 from functions.llm.models.catalog import ModelCatalog, ModelRoute
+from functions.llm.projects.service import project_messages
 from functions.llm.settings import LlmSettings
 from functions.llm.usage.recorder import UsageRecord, UsageRecorder
 
@@ -65,6 +66,8 @@ class ChatService:
             created = self.conversations.create(principal.user_id, referrer=referrer[:64])
             conversation = self.conversations.for_chat(principal.user_id, created["id"])
         history = self.conversations.history(conversation.id, conversation.active_branch) if conversation else []
+        if conversation is not None:  # a project's instruction leads as the first system message (Jan §2.7)
+            history = project_messages(self.conversations.db, conversation) + history
         messages = history + [
             {**message, "content": chat_content_from_message(message.get("content"))} for message in request.messages
         ]

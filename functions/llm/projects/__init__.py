@@ -1,0 +1,1 @@
+"""Projects: named groups of conversations with an instruction that leads every chat request in them."""
