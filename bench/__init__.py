@@ -1,0 +1,1 @@
+"""Benchmarks of the platform (docs/performance.md): `python -m bench`."""
