@@ -11,16 +11,20 @@ from functions.llm.models.admin_routes import bp as admin_models_bp
 from functions.llm.models.routes import bp as models_bp
 from functions.llm.projects.routes import bp as projects_bp
 from functions.llm.services import build_services
+from functions.llm.shares.routes import bp as shares_bp, public_bp as public_shares_bp
 from functions.llm.usage.routes import bp as usage_bp
 from functions.llm.users.routes import bp as users_bp
 from functions.llm.settings import LlmSettings, load_settings
 
-BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp)
+BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp,
+              shares_bp)
+# Root only, as in Jan (not under /llm): the unauthenticated public share read.
+ROOT_ONLY_BLUEPRINTS = (public_shares_bp,)
 
 
 def create_app(settings: LlmSettings | None = None) -> Flask:
     settings = settings or load_settings()
-    app = create_platform_app(settings, BLUEPRINTS, admin_emails=settings.admin_emails)
+    app = create_platform_app(settings, BLUEPRINTS + ROOT_ONLY_BLUEPRINTS, admin_emails=settings.admin_emails)
     # Jan serves its authenticated routes at the root and again under /llm (Kong strips /llm in a cluster;
     # clients that talk to the function directly use either).
     for blueprint in BLUEPRINTS:

@@ -8,6 +8,7 @@ from flask import current_app
 from shared.auth.principal import PrincipalResolver
 from shared.db import Database
 from shared.inference import InferenceClient
+from shared.ratelimit import RateLimiter
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
 from functions.llm.auth.issuer import TokenIssuer
@@ -18,6 +19,7 @@ from functions.llm.conversations.service import ConversationService
 from functions.llm.models.catalog import ModelCatalog
 from functions.llm.models.providers import ProviderService
 from functions.llm.projects.service import ProjectService
+from functions.llm.shares.service import ShareService
 from functions.llm.settings import LlmSettings
 from functions.llm.usage.queries import UsageQueries
 from functions.llm.usage.recorder import UsageRecorder
@@ -39,6 +41,7 @@ class LlmServices:
     usage: UsageRecorder
     chat: ChatService
     projects: ProjectService
+    shares: ShareService
     user_settings: UserSettingsService
     usage_queries: UsageQueries
     account: AccountData
@@ -66,6 +69,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         usage=usage,
         chat=ChatService(catalog, inference, conversations, usage, settings),
         projects=ProjectService(db),
+        shares=ShareService(db, RateLimiter(db), settings),
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),

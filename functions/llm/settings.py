@@ -45,6 +45,15 @@ class LlmSettings(PlatformSettings):
     upstream_timeout_seconds: float = 600.0
     stream_keepalive_seconds: float = 10.0
 
+    # Conversation sharing (Jan's CONVERSATION_SHARING_ENABLED, on here by default). When off, every share
+    # management route answers 403; public reads of existing shares keep working.
+    conversation_sharing_enabled: bool = True
+    # Public share reads per client address, across all pods (0 switches a limit off). Jan: 100/min + 1000/h.
+    public_share_rate_limit_per_minute: int = 100
+    public_share_rate_limit_per_hour: int = 1000
+    # Base of `share_url` (e.g. https://chat.example.com); empty: the request's scheme and Host, as Jan.
+    public_base_url: str = ""
+
 
 def load_settings(**overrides) -> LlmSettings:
     return from_env(LlmSettings, **overrides)

@@ -1,0 +1,1 @@
+"""Conversation sharing: frozen, sanitised public snapshots behind unlisted slugs (Jan's shares)."""

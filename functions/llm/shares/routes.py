@@ -1,0 +1,120 @@
+"""Share routes: management under /v1 (also served under /llm) and the public read, root only as in Jan."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from shared.auth import authenticated, current_principal
+from shared.body import bool_field, json_object, string_field
+from shared.errors import BadRequest, Forbidden
+from shared.pagination import page_params
+from shared.ratelimit import client_address
+from functions.llm.services import services
+from functions.llm.shares.service import MAX_TITLE_LENGTH, ShareRequest
+
+bp = Blueprint("shares", __name__, url_prefix="/v1")
+public_bp = Blueprint("public_shares", __name__, url_prefix="/v1/public")
+
+MAX_BRANCH_LENGTH = 64
+MAX_ITEM_ID_LENGTH = 64
+
+
+def _sharing_enabled() -> None:
+    if not services().settings.conversation_sharing_enabled:
+        raise Forbidden("conversation sharing is not enabled")
+
+
+def _base_url() -> str:
+    configured = services().settings.public_base_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def _include_revoked() -> bool:
+    raw = request.args.get("include_revoked")
+    if raw in (None, ""):
+        return True  # Jan's default
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise BadRequest("include_revoked must be true or false", param="include_revoked")
+
+
+def _share_request(body: dict) -> ShareRequest:
+    scope = body.get("scope")
+    if scope is None:
+        raise BadRequest("scope is required", param="scope")
+    if scope not in ("conversation", "item"):
+        raise BadRequest("scope must be 'conversation' or 'item'", param="scope")
+    item_id = string_field(body, "item_id", max_length=MAX_ITEM_ID_LENGTH)
+    if scope == "item" and not item_id:
+        raise BadRequest("item_id is required when scope is 'item'", param="item_id")
+    branch = request.args.get("branch") or string_field(body, "branch")  # ?branch= wins, as in Jan
+    if branch is not None and branch != "" and not (0 < len(branch) <= MAX_BRANCH_LENGTH):
+        raise BadRequest("branch is not a valid branch name", param="branch")
+    return ShareRequest(
+        scope=scope,
+        item_id=item_id or None,
+        title=string_field(body, "title", max_length=MAX_TITLE_LENGTH) or None,
+        include_images=bool_field(body, "include_images", default=False),
+        include_context_messages=bool_field(body, "include_context_messages", default=False),
+        branch=branch.upper() if branch else None,
+    )
+
+
+@bp.post("/conversations/<conversation_id>/share")
+@authenticated
+def create_share(conversation_id: str):
+    """Share a conversation (or one assistant message) as a public, frozen snapshot; earlier shares are revoked."""
+    _sharing_enabled()
+    share_request = _share_request(json_object())
+    principal = current_principal()
+    body = services().shares.create(principal.user_id, principal.public_id, conversation_id, share_request,
+                                    _base_url())
+    return body, 201
+
+
+@bp.get("/conversations/<conversation_id>/shares")
+@authenticated
+def list_conversation_shares(conversation_id: str):
+    """The conversation's shares, newest first (`include_revoked`, default true)."""
+    _sharing_enabled()
+    page = page_params(default_limit=100, max_limit=100)
+    return services().shares.list_for_conversation(current_principal().user_id, conversation_id, page,
+                                                   _include_revoked(), _base_url())
+
+
+@bp.delete("/conversations/<conversation_id>/shares/<share_id>")
+@authenticated
+def revoke_conversation_share(conversation_id: str, share_id: str):
+    """Revoke one of the conversation's shares."""
+    _sharing_enabled()
+    return services().shares.revoke(current_principal().user_id, share_id, conversation_id)
+
+
+@bp.get("/shares")
+@authenticated
+def list_shares():
+    """All of the caller's shares, newest first (`include_revoked`, default true)."""
+    _sharing_enabled()
+    page = page_params(default_limit=100, max_limit=100)
+    return services().shares.list_for_user(current_principal().user_id, page, _include_revoked(), _base_url())
+
+
+@bp.delete("/shares/<share_id>")
+@authenticated
+def revoke_share(share_id: str):
+    """Revoke one of the caller's shares."""
+    _sharing_enabled()
+    return services().shares.revoke(current_principal().user_id, share_id)
+
+
+@public_bp.get("/shares/<slug>")
+def public_share(slug: str):
+    """A shared snapshot, without authentication (GET and HEAD; rate-limited per client address)."""
+    shares = services().shares
+    shares.limit_public_reads(client_address(request, services().settings.client_address_header))
+    body = shares.public(slug, count_view=request.method != "HEAD")
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
