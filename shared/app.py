@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, current_app, request
 
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
-from shared.db import Database, make_engine
+from shared.db import Database
 from shared.errors import BadRequest, error_response, register_error_handlers
 from shared.settings import PlatformSettings
 from shared.telemetry import configure_logging, install_metrics, install_request_context, install_tracing
@@ -143,7 +143,7 @@ def create_app(settings: PlatformSettings, blueprints: Iterable[Blueprint], *, a
     app.json.compact = True
     app.url_map.strict_slashes = False
 
-    db = Database(make_engine(settings))
+    db = Database.from_settings(settings)
     app.extensions["jan"] = Platform(
         settings=settings,
         db=db,

@@ -96,7 +96,7 @@ class RateLimiter:
             statement = statement.bindparams(bindparam(f"key{n}", type_=String), bindparam(f"window{n}", type_=Integer))
             params[f"key{n}"] = counter_key(scope, window, subject)
             params[f"window{n}"] = window
-        with self.db.transaction() as conn:
+        with self.db.relaxed_write() as conn:
             rows = conn.execute(statement, params).all()
             if self.prune_probability and random.random() < self.prune_probability:
                 pruned = conn.execute(_PRUNE, {"at": at}).rowcount

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -64,6 +64,22 @@ def credential_from(request: Request) -> tuple[str, str] | None:
     return ("apikey", value) if looks_like_api_key(value) else ("bearer", value)
 
 
+# The two hot-path queries, built once.
+_API_KEY_QUERY = (
+    select(api_keys.c.id.label("api_key_id"), api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.last_used_at,
+           *_USER_COLUMNS)
+    .join(users, users.c.id == api_keys.c.user_id)
+    .where(api_keys.c.key_hash == bindparam("key_hash"), users.c.deleted_at.is_(None))
+)
+# The session names the user, whoever vouched for them at login (our passwords or the external issuer).
+_SESSION_QUERY = (
+    select(*_USER_COLUMNS, auth_sessions.c.revoked_at, auth_sessions.c.expires_at)
+    .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
+    .where(auth_sessions.c.id == bindparam("session_id"), users.c.subject == bindparam("subject"),
+           users.c.deleted_at.is_(None))
+)
+
+
 class PrincipalResolver:
     def __init__(self, db: Database, verifier: TokenVerifier, admin_emails: tuple[str, ...] = ()):
         self.db = db
@@ -80,20 +96,13 @@ class PrincipalResolver:
         return self.from_token(value)
 
     def from_api_key(self, key: str) -> Principal:
-        query = (
-            select(api_keys.c.id.label("api_key_id"), api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.last_used_at,
-                   *_USER_COLUMNS)
-            .join(users, users.c.id == api_keys.c.user_id)
-            .where(api_keys.c.key_hash == hash_api_key(key), users.c.deleted_at.is_(None))
-        )
         with self.db.read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_API_KEY_QUERY, {"key_hash": hash_api_key(key)}).first()
             now = _now()
             if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
                 raise Unauthorized("invalid api key")
             if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
                 conn.execute(update(api_keys).where(api_keys.c.id == row.api_key_id).values(last_used_at=now))
-                conn.commit()
         return self._principal(row, "apikey", api_key_id=row.api_key_id)
 
     def from_token(self, token: str) -> Principal:
@@ -103,15 +112,8 @@ class PrincipalResolver:
             session_id = claims.get("sid")
             if not isinstance(session_id, str):
                 raise Unauthorized("invalid token")
-            # The session names the user, whoever vouched for them at login (our passwords or the external issuer).
-            query = (
-                select(*_USER_COLUMNS, auth_sessions.c.revoked_at, auth_sessions.c.expires_at)
-                .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
-                .where(auth_sessions.c.id == session_id, users.c.subject == claims["sub"],
-                       users.c.deleted_at.is_(None))
-            )
             with self.db.read() as conn:
-                row = conn.execute(query).first()
+                row = conn.execute(_SESSION_QUERY, {"session_id": session_id, "subject": claims["sub"]}).first()
             if row is None or row.revoked_at is not None or row.expires_at <= _now():
                 raise Unauthorized("token revoked")
             return self._principal(row, "jwt", session_id=session_id)

@@ -68,7 +68,12 @@ class ExternalJwks:
 
 
 class TokenVerifier:
+    # Verified tokens are remembered (until they expire) so a client's repeated requests skip the RSA check and
+    # the three parses; revocation is still checked per request by the caller (sessions, deleted users).
+    cache_size = 4096
+
     def __init__(self, settings: PlatformSettings, fetch_json=None):
+        self._verified: dict[str, VerifiedToken] = {}
         self.own_issuer = settings.token_issuer
         self.own_audience = settings.token_audience
         self.own_keys = _keys_from_jwks(json.loads(settings.jwks)) if settings.jwks else {}
@@ -83,6 +88,18 @@ class TokenVerifier:
         self.leeway = settings.auth_clock_skew_seconds
 
     def verify(self, token: str) -> VerifiedToken:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.claims["exp"] + self.leeway > time.time():
+                return cached
+            self._verified.pop(token, None)
+        verified = self._verify(token)
+        if len(self._verified) >= self.cache_size:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified
+
+    def _verify(self, token: str) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

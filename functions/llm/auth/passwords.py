@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -17,8 +18,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, stored: str | None) -> bool:
     """Constant work whether or not the account exists: callers pass None for unknown users."""
+    dummy = _dummy_hash()
     if not stored:
-        stored = _DUMMY
+        stored = dummy
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
@@ -28,7 +30,10 @@ def verify_password(password: str, stored: str | None) -> bool:
                                 maxmem=64 * 1024 * 1024, dklen=len(expected))
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(actual, expected) and stored is not _DUMMY
+    return hmac.compare_digest(actual, expected) and stored is not dummy
 
 
-_DUMMY = hash_password(os.urandom(8).hex())
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on first use, not at import: an scrypt hash costs ~80 ms of cold start."""
+    return hash_password(os.urandom(8).hex())
