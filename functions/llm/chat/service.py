@@ -65,7 +65,8 @@ class ChatService:
         elif referrer:
             created = self.conversations.create(principal.user_id, referrer=referrer[:64])
             conversation = self.conversations.for_chat(principal.user_id, created["id"])
-        history = self.conversations.history(conversation.id, conversation.active_branch) if conversation else []
+        history = (self.conversations.history(conversation.id, conversation.active_branch, request.messages)
+                   if conversation else [])
         if conversation is not None:  # a project's instruction leads as the first system message (Jan §2.7)
             history = project_messages(self.conversations.db, conversation) + history
         messages = history + [

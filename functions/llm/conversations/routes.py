@@ -1,31 +1,53 @@
-"""Conversation routes of the spine: create, get, and list items (the full surface is issue 3)."""
+"""Conversation routes (Jan's paths; OpenAI's shapes where OpenAI defines them). Handlers parse and authorise;
+the work is in the conversation service. Items and branches are nested blueprints of this one, so they are
+served wherever it is (also under /llm)."""
 from __future__ import annotations
 
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
 from shared.body import json_object, string_field
-from shared.errors import BadRequest
 from shared.pagination import page_params
-from functions.llm.conversations.service import parse_input_items
+from functions.llm.conversations.branch_routes import bp as branches_bp
+from functions.llm.conversations.item_routes import bp as items_bp
+from functions.llm.conversations.validation import MAX_REFERRER_LENGTH, parse_input_items
 from functions.llm.services import services
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1/conversations")
+bp.register_blueprint(items_bp)
+bp.register_blueprint(branches_bp)
+
+
+@bp.get("")
+@authenticated
+def list_conversations():
+    """The caller's conversations, newest first: `limit` (1–100), `after`, `order`, `referrer`, `project_id`."""
+    return services().conversations.list(current_principal().user_id, page_params(),
+                                         referrer=request.args.get("referrer") or None,
+                                         project_id=request.args.get("project_id") or None)
 
 
 @bp.post("")
 @authenticated
 def create_conversation():
-    """Create a conversation, optionally with up to 20 items."""
+    """Create a conversation, optionally with up to 20 items and in one of the caller's projects."""
     body = json_object(optional=True)
     items = parse_input_items(body.get("items"))
     return services().conversations.create(
         current_principal().user_id,
         title=string_field(body, "title"),  # Jan truncates a long title rather than rejecting it
         metadata=body.get("metadata"),
-        referrer=string_field(body, "referrer", max_length=64),
+        referrer=string_field(body, "referrer", max_length=MAX_REFERRER_LENGTH),
         items=items,
+        project_id=string_field(body, "project_id"),
     )
+
+
+@bp.delete("")
+@authenticated
+def delete_all_conversations():
+    """Delete all of the caller's conversations (soft; their shares are revoked)."""
+    return services().conversations.delete_all(current_principal().user_id)
 
 
 @bp.get("/<conversation_id>")
@@ -35,12 +57,22 @@ def get_conversation(conversation_id: str):
     return services().conversations.get(current_principal().user_id, conversation_id)
 
 
-@bp.get("/<conversation_id>/items")
+@bp.route("/<conversation_id>", methods=["POST", "PATCH"])
 @authenticated
-def list_items(conversation_id: str):
-    """Items of a conversation's branch (default: the active one), newest first by default."""
-    branch = request.args.get("branch")
-    if branch is not None and not (0 < len(branch) <= 64):
-        raise BadRequest("branch is not a valid branch name", param="branch")
-    return services().conversations.list_items(current_principal().user_id, conversation_id,
-                                               page_params(), branch.upper() if branch else None)
+def update_conversation(conversation_id: str):
+    """Update title, metadata (replaced), referrer or project_id ("" unlinks); POST as Jan, PATCH too."""
+    body = json_object(optional=True)
+    return services().conversations.update(
+        current_principal().user_id, conversation_id,
+        title=string_field(body, "title"),
+        metadata=body.get("metadata"),
+        referrer=string_field(body, "referrer", max_length=MAX_REFERRER_LENGTH),
+        project_id=string_field(body, "project_id"),
+    )
+
+
+@bp.delete("/<conversation_id>")
+@authenticated
+def delete_conversation(conversation_id: str):
+    """Delete a conversation (soft; its shares are revoked); afterwards it answers 404."""
+    return services().conversations.delete(current_principal().user_id, conversation_id)
