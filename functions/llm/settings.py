@@ -45,6 +45,11 @@ class LlmSettings(PlatformSettings):
     upstream_timeout_seconds: float = 600.0
     stream_keepalive_seconds: float = 10.0
 
+    # Conversation auto-titles (Jan's rules): a public model id for model-written titles (empty: the fallback
+    # title, the first user message, only), and how long a chat request waits for that model's title.
+    conversation_title_model: str = ""
+    conversation_title_timeout_seconds: float = 3.0
+
     # Conversation sharing (Jan's CONVERSATION_SHARING_ENABLED, on here by default). When off, every share
     # management route answers 403; public reads of existing shares keep working.
     conversation_sharing_enabled: bool = True

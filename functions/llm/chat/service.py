@@ -18,6 +18,7 @@ from functions.llm.chat.protocol import ChatRequest
 from functions.llm.chat.relay import Reply, SseRelay
 from functions.llm.conversations.content import chat_content_from_message, normalise_content, text_of_content
 from functions.llm.conversations.service import ConversationService, NewItem
+from functions.llm.conversations.titles import TitleService
 from functions.llm.models.catalog import ModelCatalog, ModelRoute
 from functions.llm.projects.service import project_messages
 from functions.llm.settings import LlmSettings
@@ -54,6 +55,9 @@ class ChatService:
         self.conversations = conversations
         self.usage = usage
         self.keepalive_seconds = settings.stream_keepalive_seconds
+        self.titles = TitleService(conversations.db, catalog, model=settings.conversation_title_model,
+                                   timeout_seconds=settings.conversation_title_timeout_seconds,
+                                   connect_timeout_seconds=settings.upstream_connect_timeout_seconds)
 
     # Preparation -----------------------------------------------------------------------------------------
 
@@ -97,7 +101,7 @@ class ChatService:
         reply = Reply.from_completion(body)
         self._persist(prepared, reply, "completed", None)
         if prepared.conversation is not None:
-            body["conversation"] = {"id": prepared.conversation.public_id, "title": prepared.conversation.title}
+            body["conversation"] = {"id": prepared.conversation.public_id, "title": self._title(prepared, reply)}
         return ChatOutcome(body=body, upstream_ms=upstream_ms, usage=self._usage(prepared, reply, "completed", None))
 
     # Streaming -------------------------------------------------------------------------------------------
@@ -196,9 +200,21 @@ class ChatService:
             if upstream is not None and status != "completed":
                 upstream.abort()
             self._persist(prepared, reply, status, error)
+            if status == "completed":
+                self._title(prepared, reply)
             self.usage.record(self._usage(prepared, reply, status, first_token_ms))
 
     # Persistence and accounting --------------------------------------------------------------------------
+
+    def _title(self, prepared: PreparedChat, reply: Reply) -> str | None:
+        """Jan's auto-title after a completed exchange, within the request (bounded by the title timeout)."""
+        if prepared.conversation is None:
+            return None
+        try:
+            return self.titles.after_completion(prepared.conversation, prepared.request.messages, reply.content)
+        except Exception:
+            log.exception("could not title conversation %s", prepared.conversation.public_id)
+            return prepared.conversation.title
 
     def _persist(self, prepared: PreparedChat, reply: Reply, status: str, error: ApiError | None) -> None:
         if prepared.conversation is None or not prepared.request.store:
