@@ -10,7 +10,7 @@ REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 TARGET ?= prod-gpu
 
-.PHONY: help venv run test test-fast migrate admin model-server tools bench images deploy canary promote rollback
+.PHONY: help venv run test test-fast migrate admin model-server tools bench bench-conversations images deploy canary promote rollback
 
 help:
 	@echo "make run      the whole platform on http://localhost:8000 (embedded PostgreSQL, local model, gateway)"
@@ -57,6 +57,10 @@ admin: venv
 
 bench: venv
 	$(PYTHON) -m bench
+
+# The conversation store at scale (issue 3): seeds 110 000 conversations / 1.5 M items by SQL once, then measures.
+bench-conversations: venv
+	$(PYTHON) -m bench.conversations
 
 # Cluster (docs/deploy.md). Nothing here has run against a live cluster from this repository's CI.
 images: venv
