@@ -36,6 +36,25 @@ def page_params(*, default_limit: int = 20, max_limit: int = 100, default_order:
     return Page(limit=limit, order=order, after=after)
 
 
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; anything else is a 400 naming it."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer", param=name) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", param=name)
+    return value
+
+
+def offset_params(*, max_limit: int = 1000) -> tuple[int, int]:
+    """Jan's admin lists: `limit` (default 20) and `offset`."""
+    return int_arg("limit", 20, 1, max_limit), int_arg("offset", 0, 0, 10**9)
+
+
 def list_body(items: list[dict], *, has_more: bool, **extra) -> dict:
     body = {
         "object": "list",

@@ -7,28 +7,17 @@ from shared.auth import admin_required
 from shared.body import bool_field, int_field, json_object, object_field, string_field
 from shared.errors import BadRequest
 from functions.llm.models.catalog import CAPABILITIES, bool_filters
+from shared.pagination import offset_params
 from functions.llm.services import services
 
 bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin")
 
 
 def _offset_page() -> tuple[int, int, str]:
-    def number(name, default, low, high):
-        raw = request.args.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(f"{name} must be an integer", param=name) from None
-        if not low <= value <= high:
-            raise BadRequest(f"{name} must be between {low} and {high}", param=name)
-        return value
-
     order = request.args.get("order") or "desc"
     if order not in ("asc", "desc"):
         raise BadRequest("order must be 'asc' or 'desc'", param="order")
-    return number("limit", 20, 1, 1000), number("offset", 0, 0, 10**9), order
+    return (*offset_params(), order)
 
 
 # PATCH bodies: a field that is present must fit its column. JSON null clears a nullable column only; for a

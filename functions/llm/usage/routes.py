@@ -5,26 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import admin_required, authenticated, current_principal
-from shared.errors import BadRequest
+from shared.pagination import offset_params
 from functions.llm.services import services
 from functions.llm.usage.queries import parse_window
 
 bp = Blueprint("usage", __name__, url_prefix="/v1")
 
 MAX_ADMIN_LIMIT = 1000
-
-
-def _number(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer", param=name) from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}", param=name)
-    return value
 
 
 @bp.get("/usage/me")
@@ -57,6 +44,5 @@ def project_usage(project_id: str):
 def admin_usage():
     """Every user's usage (busiest first, `limit`/`offset`), with totals and a split by model."""
     window = parse_window(request.args)
-    limit = _number("limit", 20, 1, MAX_ADMIN_LIMIT)
-    offset = _number("offset", 0, 0, 10**9)
+    limit, offset = offset_params(max_limit=MAX_ADMIN_LIMIT)
     return services().usage_queries.for_everyone(window, limit, offset)
