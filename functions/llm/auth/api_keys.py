@@ -6,19 +6,12 @@ import uuid
 
 from sqlalchemy import func, insert, select, update
 
+from shared.times import rfc3339 as _rfc3339, utcnow as _now
 from shared.auth.apikeys import PREFIX, generate_api_key, hash_api_key
 from shared.db import Database
 from shared.errors import BadRequest, NotFound, Unauthorized
 from shared.schema import api_keys, users
 from functions.llm.settings import LlmSettings
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _rfc3339(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _status(row, now: dt.datetime) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 import urllib3
 from sqlalchemy import delete, insert
 
+from shared.times import utcnow as _now
 from shared.auth.principal import PrincipalResolver
 from shared.db import Database
 from shared.errors import BadRequest, NotFound, Unauthorized
@@ -42,10 +43,6 @@ class ExchangeFailed(Exception):
 
 def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 
+from shared.times import utcnow as _now
 from shared.db import Database
 from shared.errors import Unauthorized
 from shared.schema import auth_sessions, refresh_tokens, users
 from functions.llm.auth.issuer import TokenIssuer
 from functions.llm.settings import LlmSettings
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _hash(token: str) -> str:

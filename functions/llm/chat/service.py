@@ -17,7 +17,8 @@ from shared.inference import InferenceClient
 from functions.llm.chat.protocol import ChatRequest
 from functions.llm.chat.relay import Reply, SseRelay
 from functions.llm.conversations.content import chat_content_from_message, normalise_content, text_of_content
-from functions.llm.conversations.service import ConversationService, NewItem
+from functions.llm.conversations.service import ConversationService
+from functions.llm.conversations.validation import NewItem
 from functions.llm.conversations.titles import TitleService
 from functions.llm.models.catalog import ModelCatalog, ModelRoute
 from functions.llm.projects.service import project_messages

@@ -1,15 +1,7 @@
 """Response shapes: conversations (unix seconds), items (RFC 3339, as Jan) and branches (unix seconds)."""
 from __future__ import annotations
 
-import datetime as dt
-
-
-def unix(value: dt.datetime | None) -> int | None:
-    return int(value.timestamp()) if value else None
-
-
-def rfc3339(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+from shared.times import rfc3339, unix
 
 
 def conversation_body(row) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
+from shared.times import unix as _unix
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.inference import Endpoint
@@ -30,10 +31,6 @@ class ModelRoute:
     provider_name: str
     endpoint: Endpoint
     context_length: int | None
-
-
-def _unix(value) -> int | None:
-    return int(value.timestamp()) if value else None
 
 
 def catalog_body(row) -> dict:

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from shared.times import unix as _unix
 from shared import ids
 from shared.body import string_field
 from shared.db import Database
@@ -40,10 +41,6 @@ def canonical_model_id(upstream_id: str, vendor: str) -> str:
 
 def _slug(value: str) -> str:
     return _SLUG_JUNK.sub("-", (value or "").strip().lower().replace("_", "-").replace(" ", "-")).strip("-/")
-
-
-def _unix(value: dt.datetime | None) -> int | None:
-    return int(value.timestamp()) if value else None
 
 
 def provider_body(row, *, counts: tuple[int, int] | None = None, public: bool = False) -> dict:

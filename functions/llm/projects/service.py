@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from shared.times import unix as _unix
 from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.pagination import Page, list_body
 from shared.schema import conversations, projects
-from functions.llm.conversations.service import conversation_body
+from functions.llm.conversations.shapes import conversation_body
 
 MAX_NAME_LENGTH = 120
 MAX_INSTRUCTION_LENGTH = 32_768
@@ -35,10 +36,6 @@ _CURSOR_VERSION = "p1"
 # Control characters: never in a name; in an instruction only tab, newline and carriage return.
 _NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INSTRUCTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def _unix(value: dt.datetime | None) -> int | None:
-    return int(value.timestamp()) if value else None
 
 
 def project_body(row) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
 
+from shared.times import unix as _unix
 from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, Gone, NotFound
@@ -38,10 +39,6 @@ class ShareRequest:
     include_images: bool = False
     include_context_messages: bool = False
     branch: str | None = None
-
-
-def _unix(value) -> int | None:
-    return int(value.timestamp()) if value else None
 
 
 def share_body(row, base_url: str, conversation_public_id: str | None = None) -> dict:

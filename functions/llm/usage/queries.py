@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Date, cast, func, select
 
+from shared.times import rfc3339
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.schema import projects, usage_records, users
@@ -18,10 +19,6 @@ from shared.schema import projects, usage_records, users
 DEFAULT_DAYS = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Iterator
 
 from sqlalchemy import delete, func, insert, select, text
 
+from shared.times import unix as _unix
 from shared import ids
 from shared.auth.principal import Principal
 from shared.db import Database
@@ -36,10 +37,6 @@ ROWS_PER_FETCH = 500
 CHUNK_BYTES = 64 * 1024
 # Deleting a large account cascades through many rows; it gets longer than an ordinary statement.
 DELETE_STATEMENT_TIMEOUT_MS = 300_000
-
-
-def _unix(value: dt.datetime | None) -> int | None:
-    return int(value.timestamp()) if value else None
 
 
 def _dumps(value) -> str:

@@ -9,12 +9,12 @@ clients that send a whole settings object back (with `id`, `server_capabilities`
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.times import rfc3339
 from shared.db import Database
 from shared.errors import BadRequest
 from shared.schema import user_settings
@@ -42,10 +42,6 @@ MAX_PREFERENCE_KEYS = 64
 MAX_PREFERENCE_KEY_LENGTH = 64
 MAX_PREFERENCES_BYTES = 16 * 1024
 MAX_SELECTED_MODEL_LENGTH = 255
-
-
-def rfc3339(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
 # Validation ------------------------------------------------------------------------------------------------
