@@ -122,9 +122,11 @@ def int_field(body: dict, name: str, *, required: bool = False, minimum: int | N
     return value
 
 
-def bool_field(body: dict, name: str, *, default: bool | None = None) -> bool | None:
+def bool_field(body: dict, name: str, *, default: bool | None = None, required: bool = False) -> bool | None:
     value = body.get(name, _MISSING)
     if value is _MISSING or value is None:
+        if required:
+            raise BadRequest(f"{name} is required", param=name)
         return default
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be a boolean", param=name)

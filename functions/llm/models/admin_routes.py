@@ -111,9 +111,7 @@ def list_catalogs():
 def bulk_toggle_catalogs():
     """Enable or disable many catalog entries."""
     body = json_object()
-    enable = bool_field(body, "enable")
-    if enable is None:
-        raise BadRequest("enable is required", param="enable")
+    enable = bool_field(body, "enable", required=True)
     return services().catalog.bulk_toggle_catalogs(enable, _string_list(body, "catalog_ids"),
                                                    _string_list(body, "except_models"))
 
@@ -168,9 +166,7 @@ def list_provider_models():
 def bulk_toggle_provider_models():
     """Enable or disable many provider-models."""
     body = json_object()
-    enable = bool_field(body, "enable")
-    if enable is None:
-        raise BadRequest("enable is required", param="enable")
+    enable = bool_field(body, "enable", required=True)
     return services().catalog.bulk_toggle_provider_models(
         enable, string_field(body, "provider_id"), _string_list(body, "except_models"))
 
