@@ -36,7 +36,7 @@ class Shutdown(BaseException):
 
 class ChildExited(RuntimeError):
     def __init__(self, name: str, returncode: int):
-        super().__init__(f"{name} exited unexpectedly ({describe_exit(returncode)})")
+        super().__init__(f"{name} exited unexpectedly: {describe_exit(returncode)}")
         self.name = name
         self.returncode = returncode
 
