@@ -74,7 +74,8 @@ def test_the_request_run_timeout_and_memory_limit_apply_below_the_caps(dev_sandb
     ({"code": "x"}, {"type": "missing", "loc": ["body", "language"], "msg": "Field required"}),
     ({"code": 1, "language": "python"}, {"type": "string_type", "loc": ["body", "code"]}),
     ({"code": "x", "language": "cobol"}, {"type": "literal_error", "loc": ["body", "language"]}),
-    ({"code": "x", "language": "python", "run_timeout": "long"}, {"type": "float_type", "loc": ["body", "run_timeout"]}),
+    ({"code": "x", "language": "python", "run_timeout": "long"},
+     {"type": "float_type", "loc": ["body", "run_timeout"]}),
     (b"{not json", {"type": "json_invalid"}),
 ])
 def test_an_invalid_request_is_a_422_with_fastapis_detail(dev_sandbox, body, problem):
