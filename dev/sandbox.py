@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Mapping
 
 from shared.settings import from_env
 
@@ -417,6 +418,17 @@ def _fetch_files(root: Path, names: list, max_bytes: int) -> dict:
     return found
 
 
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment to start the dev sandbox with: PATH and its own settings. None of the stack's database URL or
+    key paths: a run as the same user could read them from /proc/<sandbox pid>/environ."""
+    return {name: value for name, value in environ.items() if name == "PATH" or name.startswith("DEV_SANDBOX_")}
+
+
+def base_url(settings: DevSandboxSettings) -> str:
+    """What SANDBOX_FUSION_URL is for the mcp function when the stack runs the dev sandbox."""
+    return f"http://{HOST}:{settings.dev_sandbox_port}"
+
+
 def make_server(settings: DevSandboxSettings, isolation: Isolation, port: int | None = None) -> ThreadingHTTPServer:
     runner = Runner(settings, isolation)
 
@@ -483,7 +495,7 @@ def main() -> None:
         log.warning("dev sandbox: WARNING no network namespace is possible here: code can reach the network "
                     "(docs/sandbox.md)")
     server = make_server(settings, isolation)
-    log.info("dev sandbox on http://%s:%d (%s)", HOST, server.server_port,
+    log.info("dev sandbox on %s (%s)", base_url(settings),
              "; ".join(f"{key}: {value}" for key, value in isolation.describe().items()))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:

@@ -8,11 +8,11 @@ and truthy (mcp-go's GetBool: a bool, a strconv.ParseBool string, or a non-zero 
 `error` is SandboxFusion's `message` whenever `status` is not "Success". Transport failures and HTTP errors are tool
 errors (`SandboxToolError`), not payloads.
 
-Framework-free on purpose: the mcp function registers it (see `python_exec_tool_schema`, `python_exec_async`).
+Framework-free on purpose: the mcp function lists `python_exec_tool_schema()` when `python_exec_enabled(settings)` and
+calls `python_exec` in a worker thread (a run may take the whole timeout).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from dataclasses import dataclass
@@ -85,6 +85,10 @@ class SandboxClient:
                 headers={"Content-Type": "application/json", "User-Agent": "Jan-MCP-SandboxFusion/1.0"},
                 timeout=urllib3.Timeout(total=self.timeout), retries=False,
             )
+        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: urllib3 derives it from that
+            raise SandboxToolError(
+                f"sandboxfusion request failed: the sandbox at {self.base_url} is unreachable "
+                f"({_reason(exc)})") from None
         except urllib3.exceptions.TimeoutError:
             raise SandboxToolError(
                 f"sandboxfusion request failed: no answer from the sandbox at {self.base_url} "
@@ -128,16 +132,6 @@ def python_exec(arguments: Mapping[str, Any] | None, settings: Any, client: Sand
     session_id = _optional_string(arguments or {}, "session_id")
     answer = (client or client_for(settings)).run_code(code, language, session_id)
     return result_payload(answer, session_id)
-
-
-async def python_exec_async(arguments: Mapping[str, Any] | None, settings: Any) -> dict:
-    """python_exec off the event loop: a run may take the whole timeout."""
-    return await asyncio.to_thread(python_exec, arguments, settings)
-
-
-def payload_text(payload: dict) -> str:
-    """The tool result's text block, as Go's json.Marshal writes the map (sorted keys, no spaces)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def result_payload(answer: dict, session_id: str) -> dict:

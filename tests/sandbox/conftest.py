@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from dev.sandbox import child_env
 from shared.sandbox import SandboxToolSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,8 @@ def stop_sandbox(sandbox: SandboxProcess) -> None:
 @pytest.fixture(scope="session")
 def dev_sandbox():
     port = free_port()
-    env = {**os.environ, **LIMITS, "DEV_SANDBOX_PORT": str(port), SECRET_VARIABLE: "do-not-leak"}
+    # As the dev stack starts it (dev.sandbox.child_env), plus a secret the runs must still not see.
+    env = {**child_env(os.environ), **LIMITS, "DEV_SANDBOX_PORT": str(port), SECRET_VARIABLE: "do-not-leak"}
     sandbox = start_sandbox([sys.executable, "-m", "dev.sandbox"], env, port)
     yield sandbox
     stop_sandbox(sandbox)

@@ -12,6 +12,7 @@ import socket
 import pytest
 import urllib3
 
+from dev.sandbox import DevSandboxSettings, base_url, child_env
 from tests.sandbox.conftest import ROOT, free_port, start_sandbox, stop_sandbox
 
 RESPONSE_KEYS = {"status", "message", "compile_result", "run_result", "executor_pod_name", "files"}
@@ -22,6 +23,14 @@ def post(sandbox, body) -> urllib3.BaseHTTPResponse:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     return urllib3.request("POST", f"{sandbox.base_url}/run_code", body=data,
                            headers={"Content-Type": "application/json"}, timeout=30)
+
+
+def test_the_stack_starts_it_without_its_secrets_and_points_python_exec_at_it(dev_sandbox):
+    environ = {"PATH": "/usr/bin", "DATABASE_URL": "postgresql://secret", "TOKEN_SIGNING_KEY_FILE": "/k.pem",
+               "DEV_SANDBOX_PORT": "8191", "SANDBOX_FUSION_URL": "x"}
+    assert child_env(environ) == {"PATH": "/usr/bin", "DEV_SANDBOX_PORT": "8191"}
+    assert base_url(DevSandboxSettings(dev_sandbox_port=8191)) == "http://127.0.0.1:8191"
+    assert dev_sandbox.startup_line.startswith(f"dev sandbox on {dev_sandbox.base_url} (")
 
 
 def test_ping(dev_sandbox):

@@ -3,8 +3,6 @@ SandboxFusion's answer becomes the payload, a sandbox that is slow or down, and 
 sandbox here is ScriptedSandbox, a test double speaking SandboxFusion's protocol."""
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 import time
 
@@ -14,9 +12,7 @@ from shared.sandbox import (
     APPROVAL_REQUIRED,
     SandboxToolError,
     SandboxToolSettings,
-    payload_text,
     python_exec,
-    python_exec_async,
     python_exec_enabled,
     python_exec_tool_schema,
 )
@@ -106,8 +102,6 @@ def test_the_payload_from_a_successful_answer(sandbox):
     assert result == {"stdout": "out\n", "stderr": "err\n", "duration_ms": 123, "session_id": "s",
                       "artifacts": [{"name": "a.csv", "url": "YWFh"}, {"name": "b.png", "url": "YmJi"}],
                       "error": ""}
-    assert payload_text(result) == json.dumps(result, sort_keys=True, separators=(",", ":"))
-    assert list(json.loads(payload_text(result))) == sorted(result)
 
 
 @pytest.mark.parametrize("answer, error", [
@@ -160,26 +154,6 @@ def test_a_sandbox_that_is_down_is_a_clear_error():
         python_exec({"code": "x"}, settings_for(url, sandbox_fusion_require_approval=False))
     assert str(raised.value) == f"sandboxfusion request failed: the sandbox at {url} is unreachable " \
                                 "(connection refused)"
-
-
-def test_the_async_form_leaves_the_event_loop_free():
-    async def main(url: str) -> tuple[dict, int]:
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.05)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        result = await python_exec_async({"code": "x"}, settings_for(url, sandbox_fusion_require_approval=False))
-        ticker.cancel()
-        return result, ticks
-
-    with ScriptedSandbox(delay=0.6) as slow:
-        result, ticks = asyncio.run(main(slow.base_url))
-    assert result["error"] == "" and ticks >= 8
 
 
 @pytest.mark.parametrize("environ, enabled", [
