@@ -180,7 +180,9 @@ class PrincipalResolver:
     def service_caller(self, request: Request) -> str:
         """The service calling this function as itself (a service token minted for this function's audience)."""
         credential = credential_from(request)
-        if credential is None or credential[0] != "bearer":
+        if credential is None:
+            raise Unauthorized("authentication required")
+        if credential[0] != "bearer":
             raise Unauthorized("a service token is required")
         verified = self.verifier.verify(credential[1])
         if verified.kind != SERVICE:

@@ -108,10 +108,10 @@ def test_acting_for_an_admin_grants_no_admin_rights(mint, admin, callee, client)
 
 
 def test_a_user_credential_cannot_mint(client, user, new_guest):
-    for headers in (user.headers, {}):
+    for headers, message in ((user.headers, "invalid service credential"), ({}, "authentication required")):
         response = client.post("/internal/delegation-tokens", json={"audience": "mcp", "user_id": user.user_id},
                                headers=headers)
-        assert response.status_code == 401 and response.json["message"] == "invalid service credential"
+        assert response.status_code == 401 and response.json["message"] == message
 
 
 def test_grants_bound_what_a_service_may_obtain(mint, user):

@@ -55,11 +55,12 @@ class DelegationService:
 
     def authenticate(self, credential: str | None) -> str:
         """The service name whose credential this is."""
-        if credential:
-            digest = credential_hash(credential)
-            for name, expected in self.hashes.items():
-                if hmac.compare_digest(digest, expected):
-                    return name
+        if not credential:
+            raise Unauthorized("authentication required")
+        digest = credential_hash(credential)
+        for name, expected in self.hashes.items():
+            if hmac.compare_digest(digest, expected):
+                return name
         raise Unauthorized("invalid service credential")
 
     def mint(self, caller: str, audience: str, user_public_id: str | None) -> tuple[str, int]:
