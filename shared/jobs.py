@@ -150,11 +150,12 @@ class JobQueue:
         with self.db.transaction() as conn:
             return conn.execute(statement).rowcount
 
-    def due(self, limit: int = 100) -> list[tuple[str, str]]:
-        """(function, job id) of queued jobs whose time has come, oldest first."""
+    def due(self, functions: list[str], limit: int = 100) -> list[tuple[str, str]]:
+        """(function, job id) of these functions' queued jobs whose time has come, oldest first."""
         with self.db.read() as conn:
             rows = conn.execute(select(jobs.c.function, jobs.c.public_id)
-                                .where(jobs.c.status == "queued", jobs.c.run_at <= func.now())
+                                .where(jobs.c.status == "queued", jobs.c.run_at <= func.now(),
+                                       jobs.c.function.in_(functions))
                                 .order_by(jobs.c.run_at, jobs.c.id).limit(limit)).all()
         return [(row.function, row.public_id) for row in rows]
 

@@ -56,7 +56,7 @@ class Dispatcher:
 def sweep(queue: JobQueue, dispatcher: Dispatcher, *, limit: int = 100, parallel: int = 8) -> dict:
     """Requeue lost jobs, then dispatch due ones (up to `limit`, `parallel` at a time); a summary of what it did."""
     requeued = queue.requeue_expired()
-    due = queue.due(limit)
+    due = queue.due(sorted(dispatcher.function_urls), limit)
     outcomes: dict[str, int] = {}
     errors = 0
 
