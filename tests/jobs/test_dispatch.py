@@ -112,3 +112,17 @@ def test_background_dispatch_starts_the_job_without_waiting(app, queue, tokens, 
     job_id = queue.enqueue("llm", KIND, {"n": 4})
     Dispatcher(tokens, {"llm": served}, 10).dispatch_in_background("llm", job_id).join(15)
     assert job_row(app, job_id).status == "succeeded"
+
+
+def test_the_dev_stacks_timer_sweeps_without_traffic(app, queue, served, llm_env):
+    from dev.job_sweeper import SweepTimer
+
+    job_id = queue.enqueue("llm", KIND, {"n": 5})
+    timer = SweepTimer({**llm_env, "JOB_SWEEP_INTERVAL_SECONDS": "0.2"}, {"llm": served}).start()
+    try:
+        deadline = time.monotonic() + 15
+        while job_row(app, job_id).status != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        timer.stop()
