@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, g, request
 from shared.audit import Actor, AuditFilters, AuditLog
 from shared.auth import admin_required, current_principal
 from shared.auth.principal import Principal
+from shared.body import json_object
 from shared.errors import ApiError, BadRequest
 from shared.pagination import list_body, page_params
 
@@ -68,7 +69,7 @@ def audited(action: str, target_type: str, *, target_arg: str | None = None,
                 target_id = body["id"]
             after = _load(load, target_id) if load is not None and target_id is not None else body
             if with_request:
-                after = {"request": request.get_json(silent=True), "result": after}
+                after = {"request": json_object(optional=True), "result": after}
             audit_log().record(actor_of(current_principal()), action, target_type, target_id,
                                before=before, after=after, request_id=g.get("request_id"))
             return response

@@ -126,3 +126,22 @@ def test_the_dev_stacks_timer_sweeps_without_traffic(app, queue, served, llm_env
             time.sleep(0.1)
     finally:
         timer.stop()
+
+
+def test_the_cronjobs_command_sweeps_once_and_reports(app, queue, served, llm_env):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    job_id = queue.enqueue("llm", KIND, {"n": 6})
+    env = {**os.environ, "DATABASE_URL": llm_env["DATABASE_URL"], "FUNCTION_URLS": f"llm={served}",
+           "TOKEN_ISSUER_URL": served, "SERVICE_CREDENTIAL": SERVICE_CREDENTIALS["jobs-sweeper"], "LOG_LEVEL": "WARNING"}
+    result = subprocess.run([sys.executable, "-m", "shared.jobs_sweep"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["errors"] == 0 and summary["outcomes"].get("succeeded", 0) >= 1
+    assert job_row(app, job_id).status == "succeeded"
