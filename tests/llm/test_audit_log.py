@@ -98,22 +98,27 @@ def test_a_failed_write_leaves_no_entry(admin, db, user):
     assert len(entries(db)) == before
 
 
-def test_catalog_and_provider_model_edits_record_before_and_after(admin, db, provider):
+def test_catalog_and_provider_model_edits_record_before_and_after(admin, db, keyed_upstream, llm):
+    created = register(admin, keyed_upstream)
+    catalog_id = created["models"][0]["id"]
     note = f"note {uuid.uuid4().hex}"
-    old = admin.get(f"/v1/admin/models/catalogs/{TEST_MODEL_ID}").json
-    assert admin.patch(f"/v1/admin/models/catalogs/{TEST_MODEL_ID}", json={"notes": note}).status_code == 200
-    entry = entries(db, action="model_catalog.update", target_id=TEST_MODEL_ID)[-1]
+    old = admin.get(f"/v1/admin/models/catalogs/{catalog_id}").json
+    assert admin.patch(f"/v1/admin/models/catalogs/{catalog_id}", json={"notes": note}).status_code == 200
+    entry = entries(db, action="model_catalog.update", target_id=catalog_id)[-1]
     assert entry.before["notes"] == old.get("notes") and entry.after["notes"] == note
 
-    model = admin.get("/v1/admin/models/provider-models", query_string={"provider_id": provider["id"]}).json["data"][0]
+    model = admin.get("/v1/admin/models/provider-models", query_string={"provider_id": created["id"]}).json["data"][0]
     order = model["model_order_number"] + 1
     assert admin.patch(f"/v1/admin/models/provider-models/{model['id']}",
                        json={"model_order_number": order}).status_code == 200
-    changed = entries(db, action="provider_model.update", target_id=model["id"])[-1]
+    changed = only_entry(db, action="provider_model.update", target_id=model["id"])
     assert changed.before["model_order_number"] == order - 1 and changed.after["model_order_number"] == order
+    llm.providers.delete(created["id"])
+    llm.catalog.invalidate_routes()
 
 
 def test_bulk_toggles_record_the_selection_and_the_result(admin, db, provider):
+    """Enabling what is already enabled: an audited write that leaves the shared provider as it was."""
     count = len(entries(db, action="provider_model.bulk_toggle"))
     body = {"enable": True, "provider_id": provider["id"]}
     response = admin.post("/v1/admin/models/provider-models/bulk-toggle", json=body)
