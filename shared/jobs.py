@@ -172,7 +172,6 @@ class JobContext:
     queue: JobQueue
     deadline: float  # time.monotonic() value
     completed: bool = False
-    result: dict | None = None
 
     def remaining_seconds(self) -> float:
         return self.deadline - time.monotonic()
@@ -186,7 +185,6 @@ class JobContext:
             if not self.queue.complete(self.job, result, conn=conn):
                 raise LeaseLost(self.job.public_id)
         self.completed = True
-        self.result = result
 
 
 Handler = Callable[[JobContext], "dict | None"]

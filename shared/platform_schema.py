@@ -10,11 +10,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.schema import metadata
 
-JOB_STATUSES = ("queued", "running", "succeeded", "dead")
-
-# One row per unit of background work. A claim sets a lease (lease_until, worker_id) and a fresh lease_token;
-# only the holder of the current token can finish the job, so a worker that lost its lease cannot overwrite
-# the outcome of the one that took over.
+# One row per unit of background work; status is queued | running | succeeded | dead. A claim sets a lease
+# (lease_until, worker_id) and a fresh lease_token; only the holder of the current token can finish the job, so a
+# worker that lost its lease cannot overwrite the outcome of the one that took over.
 jobs = Table(
     "jobs",
     metadata,
