@@ -2,7 +2,7 @@
 
 Order: embedded PostgreSQL (unless DATABASE_URL is set) -> development keys -> migrations -> local model server
 (unless another provider is configured) -> provider registration -> one process per function -> dev gateway on
-:8000 -> readiness checks -> one ready line with copy-paste commands. Ctrl-C or SIGTERM stops every process started
+:8000 -> readiness checks -> the job sweep timer -> one ready line with copy-paste commands. Ctrl-C or SIGTERM stops every process started
 here, the database last; if any process dies, the rest are stopped too.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import urllib.error
 from pathlib import Path
 
 from dev import embedded_pg, model_server, stack
+from dev.job_sweeper import SweepTimer
 from dev.readiness import NotReady, PortInUse, ensure_ports_free, wait_http
 from dev.supervisor import ChildExited, Shutdown, Supervisor
 
@@ -80,6 +81,8 @@ def run_stack(supervisor: Supervisor, args: argparse.Namespace, began: float) ->
     # Registration asks each provider for its models, so it waits for the model server.
     stack.load_providers(Path(providers_file or stack.write_providers_file(provider_url, data_dir=args.data_dir)), env)
     gateway_url = wait_until_serving(supervisor, functions)
+    # The cluster's sweep CronJob, here a timer: requeues lost jobs and dispatches due ones to their function.
+    supervisor.on_stop(SweepTimer(env, upstreams).start().stop)
 
     model_id = discover_model_id(gateway_url)
     supervisor.say(ready_banner(stack.GATEWAY_PORT, functions, model_id, time.monotonic() - began))

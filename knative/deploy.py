@@ -5,13 +5,15 @@ rollout) to completion, then the functions.
   python -m knative.deploy prepare --target dev-cpu --migrate-image-file FILE        (skaffold's before-deploy hook)
 
 `prepare` is the first two steps; skaffold itself applies the functions afterwards. Both create the token signing
-key, its public JWKS and the provider-key encryption key when the cluster has none yet, and never replace them.
+key, its public JWKS, the provider-key encryption key and the service credentials when the cluster has none yet,
+and never replace them.
 KUBECTL selects the kubectl binary for cluster commands.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -35,10 +37,15 @@ JWKS_CONFIGMAP = "jan-jwks"
 JWKS_FILE = "jwks.json"
 DATABASE_SECRET = "jan-database"
 DATABASE_URL_KEY = "DATABASE_URL"
+# Service identity: each calling service's credential, and their SHA-256 hashes for the llm issuer.
+SERVICE_CREDENTIALS_SECRET = "jan-service-credentials"
+SWEEPER_CREDENTIAL_KEY = "jobs-sweeper"
+CREDENTIAL_HASHES_KEY = "service-credential-hashes"
 EXTERNAL_OBJECTS = {
     ("Secret", KEYS_SECRET): {SIGNING_KEY_FILE, ENCRYPTION_KEY_FILE},
     ("ConfigMap", JWKS_CONFIGMAP): {JWKS_FILE},
     ("Secret", DATABASE_SECRET): {DATABASE_URL_KEY},
+    ("Secret", SERVICE_CREDENTIALS_SECRET): {SWEEPER_CREDENTIAL_KEY, CREDENTIAL_HASHES_KEY},
     # Only with knative/components/keycloak.
     ("Secret", "jan-oidc"): {"client-secret"},
 }
@@ -137,8 +144,8 @@ def namespace_of(documents: list[dict]) -> str:
 
 
 def ensure_keys(kubectl: Kubectl, namespace: str) -> None:
-    """Create the signing key, encryption key and public JWKS once; existing ones are kept (replacing the signing
-    key would invalidate every issued token)."""
+    """Create the signing key, encryption key, public JWKS and service credentials once; existing ones are kept
+    (replacing the signing key would invalidate every issued token)."""
     from shared import keys
 
     if kubectl.get("secret", KEYS_SECRET, namespace) is None:
@@ -146,6 +153,14 @@ def ensure_keys(kubectl: Kubectl, namespace: str) -> None:
         kubectl.create([_secret(KEYS_SECRET, namespace, {
             SIGNING_KEY_FILE: keys.generate_signing_key_pem(),
             ENCRYPTION_KEY_FILE: keys.generate_encryption_key(),
+        })])
+    if kubectl.get("secret", SERVICE_CREDENTIALS_SECRET, namespace) is None:
+        print(f"creating Secret {SERVICE_CREDENTIALS_SECRET}: the job sweep's service credential and its hash")
+        credential = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        kubectl.create([_secret(SERVICE_CREDENTIALS_SECRET, namespace, {
+            SWEEPER_CREDENTIAL_KEY: credential,
+            CREDENTIAL_HASHES_KEY: f"{SWEEPER_CREDENTIAL_KEY}:{digest}",
         })])
     if kubectl.get("configmap", JWKS_CONFIGMAP, namespace) is None:
         secret = kubectl.get("secret", KEYS_SECRET, namespace) or {}

@@ -84,8 +84,11 @@ def find(documents: list[dict], kind: str, name: str, api_version: str | None = 
 
 
 def pod_specs(document: dict) -> list[dict]:
-    """The pod spec of a workload (Deployment, StatefulSet, Job, Knative Service), if it is one."""
-    template = (document.get("spec") or {}).get("template") or {}
+    """The pod spec of a workload (Deployment, StatefulSet, Job, CronJob, Knative Service), if it is one."""
+    spec = document.get("spec") or {}
+    if document.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = spec.get("template") or {}
     return [template["spec"]] if isinstance(template.get("spec"), dict) else []
 
 

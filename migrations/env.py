@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, pool
 
 from shared.db import normalise_url
 from shared.schema import metadata
+import shared.platform_schema  # noqa: F401  (the job queue and audit log join the metadata)
 
 target_metadata = metadata
 

@@ -97,10 +97,25 @@ class PlatformSettings:
     jwks_url: str = ""
     audience: str = ""
     auth_clock_skew_seconds: int = 60
+    # This function's own credential for asking the llm issuer for delegation and service tokens (a Kubernetes
+    # Secret; the issuer holds only its SHA-256), and where that issuer is reached inside the cluster.
+    service_credential: str = ""
+    token_issuer_url: str = "http://127.0.0.1:8080"
 
     # A header that the proxy in front of the function sets to the client's address (Kong and the dev gateway
     # set `X-Real-IP`), for per-client limits on public routes. Empty: the TCP peer address.
     client_address_header: str = ""
+
+    # Durable jobs (shared/jobs.py). A job runs inside one request, so its maximum duration stays under the
+    # Knative Service's timeoutSeconds (600); its lease lasts that long plus the grace, then the sweep requeues it.
+    job_max_duration_seconds: float = 540.0
+    job_lease_grace_seconds: float = 30.0
+    job_max_attempts: int = 5
+    # Retry n waits base * 2^(n-1) seconds, at most the maximum.
+    job_retry_base_seconds: float = 10.0
+    job_retry_max_seconds: float = 3600.0
+    # Where each function is reached inside the cluster, for job dispatch: `name=url`, comma-separated.
+    function_urls: tuple[str, ...] = ()
 
     otel_exporter_otlp_endpoint: str = ""
     # Calls to other services (JWKS, OIDC token endpoint); model calls have their own timeouts.

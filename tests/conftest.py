@@ -7,6 +7,7 @@ named by TEST_DATABASE_URL.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -29,6 +30,9 @@ from tests.doubles import ScriptedUpstream  # noqa: E402
 
 TEST_MODEL = "test-model"
 TEST_MODEL_ID = f"scripted/{TEST_MODEL}"
+# Service credentials the llm issuer under test knows (by SHA-256), and what each may obtain tokens for.
+SERVICE_CREDENTIALS = {"responses": "jsc-test-responses-credential", "jobs-sweeper": "jsc-test-sweeper-credential"}
+DELEGATION_GRANTS = "responses>mcp,responses>llm"
 
 
 def _libpq(url: str) -> str:
@@ -87,6 +91,9 @@ def llm_env(database_url, keys_env):
         "UPSTREAM_TIMEOUT_SECONDS": "5",
         "MAX_REQUEST_BYTES": str(256 * 1024),
         "LOG_LEVEL": "WARNING",
+        "SERVICE_CREDENTIAL_HASHES": ",".join(
+            f"{name}:{hashlib.sha256(secret.encode()).hexdigest()}" for name, secret in SERVICE_CREDENTIALS.items()),
+        "DELEGATION_GRANTS": DELEGATION_GRANTS,
     }
 
 

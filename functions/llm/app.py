@@ -4,6 +4,10 @@ from __future__ import annotations
 from flask import Flask
 
 from shared.app import create_app as create_platform_app
+from shared.audit_routes import bp as audit_logs_bp
+from shared.jobs import JobRegistry
+from shared.jobs_routes import bp as jobs_bp, install_jobs
+from functions.llm.auth.internal_routes import bp as internal_auth_bp
 from functions.llm.auth.routes import bp as auth_bp
 from functions.llm.chat.routes import bp as chat_bp
 from functions.llm.conversations.routes import bp as conversations_bp
@@ -17,9 +21,10 @@ from functions.llm.users.routes import bp as users_bp
 from functions.llm.settings import LlmSettings, load_settings
 
 BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp,
-              shares_bp)
-# Root only, as in Jan (not under /llm): the unauthenticated public share read.
-ROOT_ONLY_BLUEPRINTS = (public_shares_bp,)
+              shares_bp, audit_logs_bp)
+# Root only, as in Jan (not under /llm): the unauthenticated public share read; and the internal routes other
+# functions call (token minting, job runs), which Kong does not route.
+ROOT_ONLY_BLUEPRINTS = (public_shares_bp, internal_auth_bp, jobs_bp)
 
 
 def create_app(settings: LlmSettings | None = None) -> Flask:
@@ -31,4 +36,5 @@ def create_app(settings: LlmSettings | None = None) -> Flask:
         app.register_blueprint(blueprint, url_prefix="/llm" + blueprint.url_prefix, name=f"llm_{blueprint.name}")
     platform = app.extensions["jan"]
     platform.services["llm"] = build_services(settings, platform.db, platform.principals)
+    install_jobs(app, JobRegistry("llm"))
     return app

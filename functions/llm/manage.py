@@ -11,6 +11,7 @@ import os
 import re
 import sys
 
+from shared.audit import Actor, AuditLog
 from functions.llm.app import create_app
 
 
@@ -59,7 +60,9 @@ def make_admin(email: str) -> int:
     app = create_app()
     with app.app_context():
         llm = app.extensions["jan"].services["llm"]
-        user_id, public_id, created = llm.accounts.ensure_admin(email)
+        operator = Actor(user_id=None, auth_method="operator", service="manage")
+        user_id, public_id, created = llm.accounts.ensure_admin(
+            email, audit=AuditLog(app.extensions["jan"].db), actor=operator)
         key = llm.api_keys.create(user_id, "admin (make admin)", llm.api_keys.default_ttl)
     print(f"{'created' if created else 'promoted'} admin {email} ({public_id})")
     print(f"one-time admin API key (shown only now): {key['key']}")

@@ -11,6 +11,7 @@ from shared.inference import InferenceClient
 from shared.ratelimit import RateLimiter
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
+from functions.llm.auth.delegation import DelegationService
 from functions.llm.auth.issuer import TokenIssuer
 from functions.llm.auth.oidc import OAuthLogin
 from functions.llm.auth.sessions import SessionService
@@ -45,10 +46,12 @@ class LlmServices:
     user_settings: UserSettingsService
     usage_queries: UsageQueries
     account: AccountData
+    delegation: DelegationService
 
 
 def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
-    sessions = SessionService(db, TokenIssuer(settings), settings)
+    issuer = TokenIssuer(settings)
+    sessions = SessionService(db, issuer, settings)
     inference = InferenceClient(connect_timeout=settings.upstream_connect_timeout_seconds,
                                 read_timeout=settings.upstream_timeout_seconds)
     providers = ProviderService(db, settings, inference)
@@ -73,6 +76,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),
+        delegation=DelegationService(db, issuer, settings),
     )
 
 

@@ -14,6 +14,14 @@ class LlmSettings(PlatformSettings):
     token_signing_key: str = ""
     access_token_ttl_seconds: int = 3600
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Service identity (docs/architecture.md "Service identity"): delegation and service tokens live minutes.
+    delegation_token_ttl_seconds: int = 300
+    # The services that may ask for tokens: `name:sha256-hex-of-their-SERVICE_CREDENTIAL`, comma-separated.
+    service_credential_hashes: tuple[str, ...] = ()
+    # Which service may obtain tokens for which function: `caller>callee`, comma-separated.
+    delegation_grants: tuple[str, ...] = ()
+    # Services that may obtain service tokens (never delegation tokens) for any function: the job sweep.
+    job_dispatchers: tuple[str, ...] = ("jobs-sweeper",)
 
     # Accounts.
     admin_emails: tuple[str, ...] = ()

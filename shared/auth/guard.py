@@ -13,18 +13,25 @@ def current_principal() -> Principal:
     return g.principal
 
 
-def _authenticate() -> Principal:
+def _authenticate(*, allow_delegation: bool = False) -> Principal:
     principal = g.get("principal")
     if principal is None:
         principal = current_app.extensions["jan"].principals.resolve(request)
         g.principal = principal
+    # Delegation is opt-in per route: a token minted for a service's call is not a user's login.
+    if principal.acting_service is not None and not allow_delegation:
+        raise Forbidden("this route does not accept delegation tokens")
     return principal
 
 
-def authenticated(view):
+def authenticated(view=None, *, allow_delegation: bool = False):
+    """`@authenticated`, or `@authenticated(allow_delegation=True)` for routes other functions call for a user."""
+    if view is None:
+        return functools.partial(authenticated, allow_delegation=allow_delegation)
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        _authenticate()
+        _authenticate(allow_delegation=allow_delegation)
         return view(*args, **kwargs)
 
     return wrapper

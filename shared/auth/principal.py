@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from shared.times import utcnow as _now
 from shared import ids
 from shared.auth.apikeys import hash_api_key, looks_like_api_key
-from shared.auth.tokens import TokenVerifier
+from shared.auth.tokens import DELEGATION, SERVICE, TokenVerifier
 from shared.db import Database
 from shared.errors import Unauthorized
 from shared.schema import api_keys, auth_sessions, users
@@ -26,7 +26,7 @@ class Principal:
     user_id: int  # internal database id: never shown to clients
     public_id: str
     role: str  # guest | user | admin
-    auth_method: str  # jwt | apikey
+    auth_method: str  # jwt | apikey | delegation
     subject: str
     issuer: str
     email: str | None = None
@@ -34,10 +34,12 @@ class Principal:
     name: str | None = None
     api_key_id: str | None = None
     session_id: str | None = None
+    acting_service: str | None = None  # the service presenting a delegation token for this user
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        # Admin rights are the admin's own: a service acting for an admin never holds them.
+        return self.role == "admin" and self.acting_service is None
 
     @property
     def is_guest(self) -> bool:
@@ -75,6 +77,9 @@ _SESSION_QUERY = (
     .where(auth_sessions.c.id == bindparam("session_id"), users.c.subject == bindparam("subject"),
            users.c.deleted_at.is_(None))
 )
+# A delegation token names the user by public id; a deleted account ends every delegation at once.
+_DELEGATED_USER_QUERY = select(*_USER_COLUMNS).where(users.c.public_id == bindparam("public_id"),
+                                                     users.c.deleted_at.is_(None))
 
 
 class PrincipalResolver:
@@ -105,6 +110,14 @@ class PrincipalResolver:
     def from_token(self, token: str) -> Principal:
         verified = self.verifier.verify(token)
         claims = verified.claims
+        if verified.kind == SERVICE:
+            raise Unauthorized("a service token does not identify a user")
+        if verified.kind == DELEGATION:
+            with self.db.read() as conn:
+                row = conn.execute(_DELEGATED_USER_QUERY, {"public_id": claims["sub"]}).first()
+            if row is None:
+                raise Unauthorized("token revoked")
+            return self._principal(row, "delegation", acting_service=verified.actor)
         if verified.own:
             session_id = claims.get("sid")
             if not isinstance(session_id, str):
@@ -156,9 +169,22 @@ class PrincipalResolver:
         return row
 
     @staticmethod
-    def _principal(row, method: str, *, api_key_id: str | None = None, session_id: str | None = None) -> Principal:
+    def _principal(row, method: str, *, api_key_id: str | None = None, session_id: str | None = None,
+                   acting_service: str | None = None) -> Principal:
         return Principal(
             user_id=row.id, public_id=row.public_id, role=row.role, auth_method=method, subject=row.subject,
             issuer=row.issuer, email=row.email, username=row.username, name=row.name,
-            api_key_id=api_key_id, session_id=session_id,
+            api_key_id=api_key_id, session_id=session_id, acting_service=acting_service,
         )
+
+    def service_caller(self, request: Request) -> str:
+        """The service calling this function as itself (a service token minted for this function's audience)."""
+        credential = credential_from(request)
+        if credential is None:
+            raise Unauthorized("authentication required")
+        if credential[0] != "bearer":
+            raise Unauthorized("a service token is required")
+        verified = self.verifier.verify(credential[1])
+        if verified.kind != SERVICE:
+            raise Unauthorized("a service token is required")
+        return verified.actor

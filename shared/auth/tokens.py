@@ -2,6 +2,13 @@
 
 Anything else — `alg: none`, HS256 signed with the public key, an unknown kid, a wrong issuer or audience,
 an expired token — is rejected before any claim is trusted.
+
+Our issuer signs three kinds of token, told apart by `typ`, each with its own audience: a user's access token
+(`typ: access`, audience TOKEN_AUDIENCE, a session id), a delegation token (`typ: delegation`: a service acting
+for a user, audience the one function it was minted for, `act.sub` the service) and a service token
+(`typ: service`: a service calling as itself, e.g. dispatching a job). A token is accepted only as its own kind,
+by the audience it names: a delegation token minted for mcp is refused by llm, and an access token is never a
+delegation token.
 """
 from __future__ import annotations
 
@@ -22,11 +29,21 @@ log = logging.getLogger("jan.auth")
 ALGORITHMS = ["RS256"]
 
 
+ACCESS, DELEGATION, SERVICE, EXTERNAL = "access", "delegation", "service", "external"
+
+
 @dataclass(frozen=True)
 class VerifiedToken:
     claims: dict
     issuer: str
-    own: bool  # issued by our llm function (sessions apply) rather than an external issuer
+    own: bool  # issued by our llm function rather than an external issuer
+    kind: str = ACCESS  # access | delegation | service (ours), external (the trusted OIDC issuer's)
+
+    @property
+    def actor(self) -> str | None:
+        """The service a delegation or service token was minted for."""
+        act = self.claims.get("act")
+        return act.get("sub") if isinstance(act, dict) else None
 
 
 def _keys_from_jwks(document: dict) -> dict[str, object]:
@@ -86,6 +103,8 @@ class TokenVerifier:
                 fetch_json = default_fetch
             self.external_keys = ExternalJwks(settings.jwks_url, fetch_json)
         self.leeway = settings.auth_clock_skew_seconds
+        # Delegation and service tokens are accepted only when minted for this function.
+        self.service_audience = settings.service_name
 
     def verify(self, token: str) -> VerifiedToken:
         cached = self._verified.get(token)
@@ -112,9 +131,16 @@ class TokenVerifier:
         if not isinstance(kid, str) or not isinstance(issuer, str):
             raise Unauthorized("invalid token")
         if issuer == self.own_issuer:
-            key, audience, own = self.own_keys.get(kid), self.own_audience, True
+            kind = unverified.get("typ", ACCESS)
+            if kind == ACCESS:
+                audience = self.own_audience
+            elif kind in (DELEGATION, SERVICE):
+                audience = self.service_audience
+            else:
+                raise Unauthorized("invalid token")
+            key, own = self.own_keys.get(kid), True
         elif self.external_keys is not None and issuer == self.external_issuer:
-            key, audience, own = self.external_keys.key(kid), self.external_audience, False
+            key, audience, own, kind = self.external_keys.key(kid), self.external_audience, False, EXTERNAL
         else:
             raise Unauthorized("invalid token")
         if key is None:
@@ -133,4 +159,8 @@ class TokenVerifier:
             raise Unauthorized("token expired") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid token") from None
-        return VerifiedToken(claims=claims, issuer=issuer, own=own)
+        if kind in (DELEGATION, SERVICE):
+            act = claims.get("act")
+            if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not isinstance(claims.get("jti"), str):
+                raise Unauthorized("invalid token")
+        return VerifiedToken(claims=claims, issuer=issuer, own=own, kind=kind)

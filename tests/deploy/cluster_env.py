@@ -1,8 +1,9 @@
 """The environment a function's container gets from its Knative Service, reproduced outside a cluster: rendered
-ConfigMaps as they are, the objects knative/deploy.py creates (keys, JWKS) and the database Secret filled with test
+ConfigMaps as they are, the objects knative/deploy.py creates (keys, JWKS, service credentials) and the database Secret filled with test
 values, secret volumes written to files (and the variables naming them pointed there)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,9 @@ def outside_values(database_url: str) -> dict[tuple[str, str, str], str]:
         ("Secret", deploy.KEYS_SECRET, deploy.ENCRYPTION_KEY_FILE): keys.generate_encryption_key(),
         ("ConfigMap", deploy.JWKS_CONFIGMAP, deploy.JWKS_FILE): json.dumps(keys.jwks_for_private_pem(signing_key)),
         ("Secret", deploy.DATABASE_SECRET, deploy.DATABASE_URL_KEY): database_url,
+        ("Secret", deploy.SERVICE_CREDENTIALS_SECRET, deploy.SWEEPER_CREDENTIAL_KEY): "sweeper-credential",
+        ("Secret", deploy.SERVICE_CREDENTIALS_SECRET, deploy.CREDENTIAL_HASHES_KEY):
+            "jobs-sweeper:" + hashlib.sha256(b"sweeper-credential").hexdigest(),
     }
 
 

@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 from knative import deploy, render
+from shared.settings import PlatformSettings
 from tests.deploy import knative_schema
 
 MAX_TIMEOUT_SECONDS = 600  # Knative's default max-revision-timeout-seconds
@@ -86,6 +87,12 @@ def _timeout_problems(service: dict, pod: dict, documents: list[dict]) -> list[s
     if upstream is not None and float(upstream) >= timeout:
         found.append(f"timeouts: UPSTREAM_TIMEOUT_SECONDS {upstream} must be below timeoutSeconds {timeout}, so a "
                      "slow model ends in the function's own 504")
+    # A job runs inside one request (shared/jobs.py): Knative must never cut one that keeps to its maximum.
+    job_maximum = _environment(pod, documents).get("JOB_MAX_DURATION_SECONDS")
+    job_maximum = float(job_maximum) if job_maximum is not None else PlatformSettings.job_max_duration_seconds
+    if job_maximum >= timeout:
+        found.append(f"timeouts: JOB_MAX_DURATION_SECONDS {job_maximum:g} must be below timeoutSeconds {timeout}, so "
+                     "a job ends before Knative cuts its request")
     return found
 
 

@@ -20,7 +20,7 @@ STREAMING_PATHS = {
     "llm": ("/v1/chat/completions", "/llm/v1/chat/completions"),
 }
 # Internals every function serves on its port that Kong must not route.
-INTERNAL_PATHS = ("/metrics",)
+INTERNAL_PATHS = ("/metrics", "/internal")
 REQUIRED_GLOBAL_PLUGINS = {"rate-limiting", "cors", "request-size-limiting"}
 # Functions authenticate every request themselves: Kong neither consumes credentials nor sets identity headers.
 FORBIDDEN_PLUGINS = {"key-auth", "jwt", "basic-auth", "hmac-auth", "oauth2", "openid-connect", "ldap-auth", "acl",

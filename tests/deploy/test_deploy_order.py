@@ -4,6 +4,7 @@ unique to the rollout, awaited, and only then the functions; a failed migration 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import sys
@@ -78,8 +79,14 @@ def test_keys_are_created_once_and_the_jwks_matches_the_signing_key(cluster):
     assert jwks == keys.jwks_for_private_pem(pem)
     assert deploy.main(["prepare", "--target", "prod-gpu", "--migrate-image", "m:2"]) == 0
     assert cluster.objects()["Secret/jan-keys"] == objects["Secret/jan-keys"]
+    credentials = objects["Secret/jan-service-credentials"]["data"]
+    sweeper = base64.b64decode(credentials[deploy.SWEEPER_CREDENTIAL_KEY]).decode()
+    assert base64.b64decode(credentials[deploy.CREDENTIAL_HASHES_KEY]).decode() == \
+        f"jobs-sweeper:{hashlib.sha256(sweeper.encode()).hexdigest()}"
+    assert cluster.objects()["Secret/jan-service-credentials"] == objects["Secret/jan-service-credentials"]
     creates = [call for call in cluster.calls() if call["argv"][0] == "create"]
-    assert [item["kind"] for call in creates for item in call["objects"]] == ["Secret", "ConfigMap", "Job", "Job"]
+    assert [item["kind"] for call in creates for item in call["objects"]] == [
+        "Secret", "Secret", "ConfigMap", "Job", "Job"]
 
 
 def test_every_rollout_gets_its_own_migration_job(cluster):

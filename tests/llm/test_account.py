@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
+from shared.platform_schema import jobs
 from shared.schema import (api_keys, auth_sessions, conversation_branches, conversation_items, conversation_shares,
                            conversations, metadata, projects, refresh_tokens, usage_records, user_settings, users)
 from tests.conftest import TEST_MODEL_ID
@@ -97,6 +98,9 @@ def populate(app, account) -> dict:
                 public_id=ids.share_id(), slug=ids.share_slug(), conversation_id=conversation_id,
                 owner_user_id=user_id, title=marker, revoked_at=revoked,
                 snapshot={"title": marker, "items": [{"id": "msg_x", "content": [{"type": "text", "text": marker}]}]}))
+        # Background work queued for the account (a function no sweep dispatches to).
+        conn.execute(insert(jobs).values(public_id=ids.public_id("job"), function="test-only", kind="user-work",
+                                         payload={"m": marker}, user_id=user_id, max_attempts=1))
     return {"marker": marker, "key": key, "conversation": conversation, "project": project_public_id,
             "in_project": in_project, "deleted": deleted}
 
@@ -127,17 +131,22 @@ def owned(app, public_id: str) -> dict[str, set]:
             "projects": keys(select(projects.c.id).where(projects.c.user_id == user_id)),
             "user_settings": keys(select(user_settings.c.id).where(user_settings.c.user_id == user_id)),
             "usage_records": keys(select(usage_records.c.id).where(usage_records.c.user_id == user_id)),
+            "jobs": keys(select(jobs.c.id).where(jobs.c.user_id == user_id)),
         }
 
 
-# Tables that hold nothing of a user. A new table must be placed in one list or the other.
+# Tables that hold nothing of a user. A new table must be placed in one list or another.
 UNOWNED_TABLES = {"oauth_states", "providers", "model_catalogs", "provider_models", "rate_limit_counters"}
+# Kept when an account is deleted: the admin audit trail names actors and targets by id (never secrets) and must
+# outlive the accounts it names.
+RETAINED_TABLES = {"audit_logs"}
 
 
 def test_every_table_is_classified():
     owned_tables = {"users", "auth_sessions", "refresh_tokens", "api_keys", "conversations", "conversation_items",
-                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records"}
-    assert set(metadata.tables) == owned_tables | UNOWNED_TABLES
+                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records",
+                    "jobs"}
+    assert set(metadata.tables) == owned_tables | UNOWNED_TABLES | RETAINED_TABLES
 
 
 # Export ----------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared import ids
+from shared.audit import Actor, AuditLog
 from shared.auth.principal import Principal
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, Unauthorized
@@ -73,23 +74,29 @@ class AccountService:
                 raise Unauthorized("invalid email or password")
             return user, self.sessions.start(conn, user)
 
-    def ensure_admin(self, email: str, password: str | None = None) -> tuple[int, str, bool]:
-        """Create or promote the account with this email to admin (the `make admin` path).
-        Returns (internal id, public id, created)."""
+    def ensure_admin(self, email: str, password: str | None = None, *, audit: AuditLog | None = None,
+                     actor: Actor | None = None) -> tuple[int, str, bool]:
+        """Create or promote the account with this email to admin (the `make admin` path), with its audit entry
+        in the same transaction when `audit` is given. Returns (internal id, public id, created)."""
         email = valid_email(email)
         with self.db.transaction() as conn:
             user = conn.execute(select(*_USER).where(func.lower(users.c.email) == email.lower(),
                                                      users.c.deleted_at.is_(None))).first()
             if user is not None:
                 conn.execute(update(users).where(users.c.id == user.id).values(role="admin", updated_at=func.now()))
-                return user.id, user.public_id, False
-            public_id = ids.user_id()
-            values = dict(public_id=public_id, issuer=self.issuer, subject=public_id, email=email,
-                          username=email.split("@")[0], role="admin")
-            if password:
-                values["password_hash"] = hash_password(password)
-            new_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
-            return new_id, public_id, True
+                before, result = {"email": user.email, "role": user.role}, (user.id, user.public_id, False)
+            else:
+                public_id = ids.user_id()
+                values = dict(public_id=public_id, issuer=self.issuer, subject=public_id, email=email,
+                              username=email.split("@")[0], role="admin")
+                if password:
+                    values["password_hash"] = hash_password(password)
+                new_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
+                before, result = None, (new_id, public_id, True)
+            if audit is not None:
+                audit.record(actor, "user.create_admin" if result[2] else "user.promote_admin", "user", result[1],
+                             before=before, after={"email": email, "role": "admin"}, conn=conn)
+            return result
 
 
 def me_body(principal: Principal) -> dict:

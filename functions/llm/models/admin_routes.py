@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from shared.audit_routes import audited
 from shared.auth import admin_required
 from shared.body import bool_field, int_field, json_object, object_field, string_field
 from shared.errors import BadRequest
@@ -39,6 +40,19 @@ def _string_list(body: dict, name: str, limit: int = 1000) -> list[str]:
     return value
 
 
+# Every write below leaves one audit entry (shared/audit_routes.py), with the target's state before and after.
+def _provider(provider_id: str) -> dict:
+    return services().providers.get(provider_id)
+
+
+def _catalog(catalog_id: str) -> dict:
+    return services().catalog.get_catalog(catalog_id, admin=True)
+
+
+def _provider_model(model_id: str) -> dict:
+    return services().catalog.admin_get_provider_model(model_id)
+
+
 # Providers ---------------------------------------------------------------------------------------------
 
 @bp.get("/providers")
@@ -50,6 +64,7 @@ def list_providers():
 
 @bp.post("/providers")
 @admin_required
+@audited("provider.create", "provider", load=_provider)
 def register_provider():
     """Register an OpenAI-compatible provider and sync its models."""
     created = services().providers.register(json_object())
@@ -66,6 +81,7 @@ def get_provider(provider_id: str):
 
 @bp.patch("/providers/<provider_id>")
 @admin_required
+@audited("provider.update", "provider", target_arg="provider_id", load=_provider)
 def update_provider(provider_id: str):
     """Change a provider's name, URL, API key, state or metadata."""
     updated = services().providers.update(provider_id, json_object())
@@ -75,6 +91,7 @@ def update_provider(provider_id: str):
 
 @bp.delete("/providers/<provider_id>")
 @admin_required
+@audited("provider.delete", "provider", target_arg="provider_id", load=_provider)
 def delete_provider(provider_id: str):
     """Remove a provider; its models stop being served (204)."""
     services().providers.delete(provider_id)
@@ -84,6 +101,7 @@ def delete_provider(provider_id: str):
 
 @bp.post("/providers/<provider_id>/sync")
 @admin_required
+@audited("provider.sync", "provider", target_arg="provider_id", load=_provider)
 def sync_provider(provider_id: str):
     """Refresh a provider's models from its /models now."""
     models = services().providers.sync(provider_id)
@@ -108,6 +126,7 @@ def list_catalogs():
 
 @bp.post("/models/catalogs/bulk-toggle")
 @admin_required
+@audited("model_catalog.bulk_toggle", "model_catalog", with_request=True)
 def bulk_toggle_catalogs():
     """Enable or disable many catalog entries."""
     body = json_object()
@@ -125,6 +144,7 @@ def get_catalog(catalog_id: str):
 
 @bp.patch("/models/catalogs/<path:catalog_id>")
 @admin_required
+@audited("model_catalog.update", "model_catalog", target_arg="catalog_id", load=_catalog)
 def update_catalog(catalog_id: str):
     """Edit a catalog entry; model sync never overwrites an edited one."""
     body = json_object()
@@ -163,6 +183,7 @@ def list_provider_models():
 
 @bp.post("/models/provider-models/bulk-toggle")
 @admin_required
+@audited("provider_model.bulk_toggle", "provider_model", with_request=True)
 def bulk_toggle_provider_models():
     """Enable or disable many provider-models."""
     body = json_object()
@@ -180,6 +201,7 @@ def get_provider_model(model_id: str):
 
 @bp.patch("/models/provider-models/<model_id>")
 @admin_required
+@audited("provider_model.update", "provider_model", target_arg="model_id", load=_provider_model)
 def update_provider_model(model_id: str):
     """Edit a provider-model's display, ordering, pricing, limits, capabilities or state."""
     body = json_object()
