@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -45,6 +46,7 @@ class LlmServices:
     user_settings: UserSettingsService
     usage_queries: UsageQueries
     account: AccountData
+    cookie_origins: frozenset[str]
 
 
 def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
@@ -73,7 +75,18 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),
+        cookie_origins=cookie_origins(settings),
     )
+
+
+def cookie_origins(settings: LlmSettings) -> frozenset[str]:
+    """Origins whose pages may use the refresh-token cookie: the setting's, the public base URL's, and the
+    explicitly listed CORS origins (never `*`)."""
+    origins = set(settings.auth_cookie_origins) | {origin for origin in settings.cors_origins if origin != "*"}
+    if settings.public_base_url:
+        parts = urlsplit(settings.public_base_url)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return frozenset(origin.rstrip("/") for origin in origins)
 
 
 def services() -> LlmServices:

@@ -15,6 +15,12 @@ class LlmSettings(PlatformSettings):
     access_token_ttl_seconds: int = 3600
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
 
+    # Browser origins (scheme://host[:port]) whose pages may use the refresh-token cookie (refresh, logout);
+    # a cookie-authenticated request with any other Origin is refused (403). The origin of PUBLIC_BASE_URL and
+    # the listed CORS_ORIGINS count too. Default: Jan's web and desktop clients, as gateway/kong.yml.
+    auth_cookie_origins: tuple[str, ...] = ("http://localhost:3000", "http://localhost:1420", "http://127.0.0.1:3000",
+                                            "tauri://localhost")
+
     # Accounts.
     admin_emails: tuple[str, ...] = ()
     password_min_length: int = 8

@@ -84,6 +84,11 @@ def _plugin_problems(config: dict, renders: dict[str, list[dict]]) -> list[str]:
         if plugin["name"] in FORBIDDEN_PLUGINS:
             found.append(f"plugins: {plugin['name']} ({where}) touches credentials or identity; functions "
                          "authenticate every request themselves")
+        if plugin["name"] == "cors":
+            cors = plugin.get("config") or {}
+            if cors.get("credentials") and (not cors.get("origins") or "*" in cors["origins"]):
+                found.append(f"cors ({where}): credentials with any origin: Kong echoes every Origin with "
+                             "Access-Control-Allow-Credentials")
         if plugin["name"] != "rate-limiting":
             continue
         settings = plugin.get("config") or {}

@@ -61,7 +61,7 @@ def test_guest_login_returns_201_with_jans_body(bare):
     assert body["refresh_token"].startswith("rt_")
     cookie = set_cookie(response, "refresh_token")
     assert cookie.startswith(f"refresh_token={body['refresh_token']};")
-    assert {"HttpOnly", "Secure", "SameSite=None"} <= {part.strip() for part in cookie.split(";")}
+    assert {"HttpOnly", "Secure", "SameSite=Lax"} <= {part.strip() for part in cookie.split(";")}
 
 
 def test_me_describes_the_caller_at_both_prefixes(guest):
@@ -193,11 +193,40 @@ def test_logout_with_the_refresh_token_in_the_body_ends_the_session(bare, guest)
     assert_session_ended(bare, guest)
 
 
-def test_logout_with_the_refresh_token_cookie_ends_the_session(client, bare):
+@pytest.mark.parametrize("headers", [{}, {"Origin": "http://localhost:3000"}], ids=["no origin", "allowed origin"])
+def test_logout_with_the_refresh_token_cookie_ends_the_session(client, bare, headers):
     login = client.post("/auth/guest-login").json
-    assert_logged_out(client.get("/auth/logout"))
+    assert_logged_out(client.post("/auth/logout", headers=headers))
     assert_error(bare.get("/auth/me", headers=bearer(login["access_token"])), 401, "token revoked")
     assert client.get_cookie("refresh_token") is None
+
+
+def test_get_logout_never_acts_on_the_cookie(client, bare, snapshot):
+    """A cross-site link or image (which a Lax cookie accompanies) cannot end a session or clear the cookie."""
+    login = client.post("/auth/guest-login").json
+    before = snapshot()
+    response = client.get("/auth/logout", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200 and response.json == {"status": "logged out"}
+    assert not response.headers.getlist("Set-Cookie")
+    assert snapshot() == before
+    assert bare.get("/auth/me", headers=bearer(login["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:3000.evil.example"])
+@pytest.mark.parametrize("path", ["/auth/refresh-token", "/auth/logout", "/llm/auth/refresh-token"])
+def test_a_cookie_authenticated_request_from_a_foreign_origin_is_refused(client, snapshot, origin, path):
+    client.post("/auth/guest-login")
+    before = snapshot()
+    response = client.post(path, headers={"Origin": origin})
+    assert_error(response, 403, "this origin may not use the refresh token cookie", code="origin_not_allowed")
+    assert snapshot() == before
+
+
+def test_a_refresh_token_in_the_body_works_from_any_origin(bare, guest):
+    """Not a cookie: a foreign page can only send what it already holds."""
+    response = bare.post("/auth/refresh-token", json={"refresh_token": guest.refresh_token},
+                         headers={"Origin": "https://elsewhere.example"})
+    assert response.status_code == 200, response.json
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["nothing", "garbage"])
