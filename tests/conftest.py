@@ -87,6 +87,9 @@ def llm_env(database_url, keys_env):
         "UPSTREAM_TIMEOUT_SECONDS": "5",
         "MAX_REQUEST_BYTES": str(256 * 1024),
         "LOG_LEVEL": "WARNING",
+        # Every test logs in from 127.0.0.1; tests/llm/test_login_limits.py checks the limits with its own app.
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "100000",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_PER_HOUR": "0",
     }
 
 

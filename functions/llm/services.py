@@ -57,12 +57,13 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
     catalog = ModelCatalog(db, providers, settings)
     conversations = ConversationService(db)
     usage = UsageRecorder(db)
+    limiter = RateLimiter(db)
     user_settings = UserSettingsService(db, lambda: next(iter(m["id"] for m in catalog.list_models()), None))
     return LlmServices(
         settings=settings,
         principals=principals,
         sessions=sessions,
-        accounts=AccountService(db, sessions, settings),
+        accounts=AccountService(db, sessions, settings, limiter),
         api_keys=ApiKeyService(db, settings),
         oauth=OAuthLogin(db, settings, principals, sessions),
         providers=providers,
@@ -71,7 +72,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         usage=usage,
         chat=ChatService(catalog, inference, conversations, usage, settings),
         projects=ProjectService(db),
-        shares=ShareService(db, RateLimiter(db), settings),
+        shares=ShareService(db, limiter, settings),
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),

@@ -7,6 +7,7 @@ from shared.auth import authenticated, current_principal
 from shared.auth.principal import credential_from
 from shared.body import int_field, json_object, string_field
 from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.ratelimit import client_address
 from functions.llm.auth.accounts import me_body, valid_email
 from functions.llm.services import services
 
@@ -131,7 +132,8 @@ def login():
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required", param="password")
-    user, pair = services().accounts.login(email, password)
+    user, pair = services().accounts.login(email, password,
+                                           client_address(request, services().settings.client_address_header))
     response = jsonify({"user_id": user.public_id, "username": user.username, "principal_id": user.public_id,
                         **pair.body()})
     return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)
