@@ -64,6 +64,9 @@ def base_env(database_url: str, keys_env: dict[str, str], environ: dict[str, str
     environ = dict(os.environ if environ is None else environ)
     return {
         **keys_env,
+        # Behind the dev gateway every peer is 127.0.0.1 and Host is the function's own address (as with Kong).
+        "CLIENT_ADDRESS_HEADER": "X-Real-IP",
+        "PUBLIC_BASE_URL": f"http://localhost:{GATEWAY_PORT}",
         **environ,
         "DATABASE_URL": database_url,
         "ENVIRONMENT": "development",

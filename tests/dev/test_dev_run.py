@@ -114,3 +114,12 @@ def test_only_functions_with_a_main_module_run(tmp_path, monkeypatch):
     (tmp_path / "functions" / "llm" / "main.py").write_text("")
     assert stack.available_functions(tmp_path) == {"llm": 8080}
     assert stack.function_command("llm")[-3:] == ["--config", "python:shared.gunicorn_conf", "functions.llm.main:app"]
+
+
+def test_functions_behind_the_dev_gateway_count_clients_and_link_to_the_gateway():
+    """The dev gateway sets X-Real-IP (every peer is 127.0.0.1) and rewrites Host to the function's address."""
+    env = stack.base_env("postgresql://x/y", {}, environ={})
+    assert env["CLIENT_ADDRESS_HEADER"] == "X-Real-IP"
+    assert env["PUBLIC_BASE_URL"] == f"http://localhost:{stack.GATEWAY_PORT}"
+    mine = stack.base_env("postgresql://x/y", {}, environ={"PUBLIC_BASE_URL": "https://chat.example"})
+    assert mine["PUBLIC_BASE_URL"] == "https://chat.example"
