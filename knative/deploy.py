@@ -39,6 +39,8 @@ EXTERNAL_OBJECTS = {
     ("Secret", KEYS_SECRET): {SIGNING_KEY_FILE, ENCRYPTION_KEY_FILE},
     ("ConfigMap", JWKS_CONFIGMAP): {JWKS_FILE},
     ("Secret", DATABASE_SECRET): {DATABASE_URL_KEY},
+    # Kong's rate-limit Redis password (production; development renders its own).
+    ("Secret", "jan-redis"): {"password"},
     # Only with knative/components/keycloak.
     ("Secret", "jan-oidc"): {"client-secret"},
 }
