@@ -5,6 +5,7 @@ from flask import Flask
 
 from shared.app import create_app as create_platform_app
 from functions.llm.auth.routes import bp as auth_bp
+from functions.llm.auth.well_known import bp as well_known_bp
 from functions.llm.chat.routes import bp as chat_bp
 from functions.llm.conversations.routes import bp as conversations_bp
 from functions.llm.models.admin_routes import bp as admin_models_bp
@@ -18,8 +19,8 @@ from functions.llm.settings import LlmSettings, load_settings
 
 BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp,
               shares_bp)
-# Root only, as in Jan (not under /llm): the unauthenticated public share read.
-ROOT_ONLY_BLUEPRINTS = (public_shares_bp,)
+# Root only (not under /llm): the unauthenticated public share read, as in Jan, and the well-known URIs.
+ROOT_ONLY_BLUEPRINTS = (public_shares_bp, well_known_bp)
 
 
 def create_app(settings: LlmSettings | None = None) -> Flask:

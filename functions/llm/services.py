@@ -9,6 +9,7 @@ from flask import current_app
 from shared.auth.principal import PrincipalResolver
 from shared.db import Database
 from shared.inference import InferenceClient
+from shared.keys import published_jwks
 from shared.ratelimit import RateLimiter
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
@@ -47,10 +48,12 @@ class LlmServices:
     usage_queries: UsageQueries
     account: AccountData
     cookie_origins: frozenset[str]
+    jwks: dict  # the published public key set (/.well-known/jwks.json)
 
 
 def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
-    sessions = SessionService(db, TokenIssuer(settings), settings)
+    issuer = TokenIssuer(settings)
+    sessions = SessionService(db, issuer, settings)
     inference = InferenceClient(connect_timeout=settings.upstream_connect_timeout_seconds,
                                 read_timeout=settings.upstream_timeout_seconds)
     providers = ProviderService(db, settings, inference)
@@ -77,6 +80,7 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),
         cookie_origins=cookie_origins(settings),
+        jwks=published_jwks(settings.jwks, issuer.public_jwk),
     )
 
 

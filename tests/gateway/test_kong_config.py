@@ -181,3 +181,11 @@ class TestEdgePolicy:
                 match = table.match(method, path)
                 assert match is not None and match.route.plugins.termination is not None, (method, path)
                 assert match.route.plugins.termination.status == 404
+
+
+def test_the_issuers_public_documents_are_routed_to_llm_for_any_origin(config):
+    table = RouteTable(config.routes)
+    for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
+        match = table.match("GET", path)
+        assert match is not None and match.route.name == "llm-well-known"
+        assert match.route.plugins.cors.allow_all and not match.route.plugins.cors.credentials
