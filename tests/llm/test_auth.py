@@ -138,6 +138,17 @@ def test_refresh_reads_the_refresh_token_cookie(client, bare):
     assert_error(refresh(bare, login["refresh_token"]), 401, "refresh token reuse detected; session revoked")
 
 
+@pytest.mark.parametrize("path", ["/auth/refresh-token", "/auth/guest-login"])
+def test_expires_at_is_an_rfc3339_string_like_jans(bare, guest, path):
+    """Jan's refresh response carries Go's time.Time: an RFC 3339 string, the access token's expiry."""
+    body = (refresh(bare, guest.refresh_token) if path == "/auth/refresh-token" else bare.post(path)).json
+    assert isinstance(body["expires_at"], str)
+    expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert body["expires_at"].endswith("Z")
+    remaining = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert abs(remaining - body["expires_in"]) < 5
+
+
 def test_refresh_reads_a_refresh_token_sent_as_bearer(bare, guest):
     response = bare.post("/auth/refresh-token", headers=bearer(guest.refresh_token))
     assert response.status_code == 200, response.json
