@@ -50,6 +50,10 @@ def gguf_path() -> Path:
     return models[0]
 
 
+# The model's context window as served; dev/providers.yml declares the same to the catalog (history trimming).
+CONTEXT_LENGTH = 2048
+
+
 def command(port: int = DEFAULT_PORT, model_alias: str = DEFAULT_MODEL_ALIAS) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -57,7 +61,7 @@ def command(port: int = DEFAULT_PORT, model_alias: str = DEFAULT_MODEL_ALIAS) ->
         "--model_alias", model_alias,
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", "2048",
+        "--n_ctx", str(CONTEXT_LENGTH),
         "--n_threads", "2",
         # Without this llama.cpp prints hundreds of lines of model metadata at load and timings per request.
         "--verbose", "False",
