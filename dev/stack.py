@@ -101,8 +101,9 @@ def write_providers_file(
     """Copy the provider registrations into the data folder with the local provider pointed at `provider_url`."""
     registrations = yaml.safe_load(source.read_text())
     for provider in registrations["providers"]:
-        if provider["name"] == LOCAL_PROVIDER_NAME:
+        if provider["name"] == LOCAL_PROVIDER_NAME and provider["base_url"] != provider_url:
             provider["base_url"] = provider_url
+            provider.pop("context_length", None)  # declared for our llama.cpp server, not for another one
     data_dir.mkdir(parents=True, exist_ok=True)
     resolved = data_dir / "providers.yml"
     resolved.write_text(yaml.safe_dump(registrations, sort_keys=False))

@@ -101,6 +101,12 @@ def test_providers_file_points_the_local_provider_at_the_configured_url(tmp_path
     ]
 
 
+def test_the_local_model_servers_context_is_declared_only_for_it(tmp_path):
+    written = stack.write_providers_file(stack.local_provider_url({}), data_dir=tmp_path)
+    (local,) = yaml.safe_load(written.read_text())["providers"]
+    assert local["context_length"] == 2048
+
+
 def test_local_provider_url_precedence():
     assert stack.local_provider_url({}) == "http://127.0.0.1:8101/v1"
     assert stack.local_provider_url({"PROVIDER_URL": "http://a/v1"}) == "http://a/v1"
