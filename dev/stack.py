@@ -64,6 +64,9 @@ def base_env(database_url: str, keys_env: dict[str, str], environ: dict[str, str
     environ = dict(os.environ if environ is None else environ)
     return {
         **keys_env,
+        # Behind the dev gateway every peer is 127.0.0.1 and Host is the function's own address (as with Kong).
+        "CLIENT_ADDRESS_HEADER": "X-Real-IP",
+        "PUBLIC_BASE_URL": f"http://localhost:{GATEWAY_PORT}",
         **environ,
         "DATABASE_URL": database_url,
         "ENVIRONMENT": "development",
@@ -98,8 +101,9 @@ def write_providers_file(
     """Copy the provider registrations into the data folder with the local provider pointed at `provider_url`."""
     registrations = yaml.safe_load(source.read_text())
     for provider in registrations["providers"]:
-        if provider["name"] == LOCAL_PROVIDER_NAME:
+        if provider["name"] == LOCAL_PROVIDER_NAME and provider["base_url"] != provider_url:
             provider["base_url"] = provider_url
+            provider.pop("context_length", None)  # declared for our llama.cpp server, not for another one
     data_dir.mkdir(parents=True, exist_ok=True)
     resolved = data_dir / "providers.yml"
     resolved.write_text(yaml.safe_dump(registrations, sort_keys=False))

@@ -58,9 +58,7 @@ class Cors:
         return any(pattern.match(host if by_host else domain) for pattern, by_host in self._patterns)
 
     def _origin_headers(self, origin: str | None) -> Headers:
-        if self.allow_all:
-            if self.credentials and origin:
-                return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true")]
+        if self.allow_all:  # with credentials Kong would echo the origin: gateway.plugins refuses that config
             return [("Access-Control-Allow-Origin", "*")]
         headers = [("Vary", "Origin")]
         if origin and self._origin_allowed(origin):

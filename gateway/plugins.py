@@ -73,6 +73,9 @@ def build_route_plugins(configs: dict[str, dict]) -> RoutePlugins:
     cors = configs.get("cors")
     if cors is not None:
         _check_keys("cors", cors, CORS_KEYS)
+        if cors.get("credentials") and (not cors.get("origins") or "*" in cors["origins"]):
+            # Kong would echo every Origin with Allow-Credentials: any site could read credentialed responses.
+            raise PluginConfigError("cors: credentials with any origin ('*' or none listed) echo every Origin")
         try:
             cors = Cors(cors)
         except re.error as error:

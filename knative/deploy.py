@@ -46,6 +46,8 @@ EXTERNAL_OBJECTS = {
     ("ConfigMap", JWKS_CONFIGMAP): {JWKS_FILE},
     ("Secret", DATABASE_SECRET): {DATABASE_URL_KEY},
     ("Secret", SERVICE_CREDENTIALS_SECRET): {SWEEPER_CREDENTIAL_KEY, CREDENTIAL_HASHES_KEY},
+    # Kong's rate-limit Redis password (production; development renders its own).
+    ("Secret", "jan-redis"): {"password"},
     # Only with knative/components/keycloak.
     ("Secret", "jan-oidc"): {"client-secret"},
 }

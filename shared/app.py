@@ -98,11 +98,18 @@ def openapi_document(app: Flask) -> dict:
 def _install_cors(app: Flask, origins: tuple[str, ...]) -> None:
     if not origins:
         return
-    allowed = set(origins)
+    listed = set(origins) - {"*"}
+    any_origin = "*" in origins
 
-    def _allowed_origin() -> str | None:
+    def _granted() -> tuple[str | None, bool]:
+        """(Allow-Origin, with credentials): a listed origin is echoed with credentials; with `*`, any other
+        origin gets `*` and never credentials (echoing it would let every site read credentialed responses)."""
         origin = request.headers.get("Origin")
-        return origin if origin and ("*" in allowed or origin in allowed) else None
+        if origin and origin in listed:
+            return origin, True
+        if origin and any_origin:
+            return "*", False
+        return None, False
 
     @app.before_request
     def _preflight():
@@ -111,10 +118,11 @@ def _install_cors(app: Flask, origins: tuple[str, ...]) -> None:
 
     @app.after_request
     def _cors_headers(response):
-        origin = _allowed_origin()
+        origin, credentials = _granted()
         if origin:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
+            if credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
             response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, X-Auth-Method, X-Principal-Id, X-User-ID"
             response.headers["Vary"] = "Origin"
             if request.method == "OPTIONS":

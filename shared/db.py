@@ -45,9 +45,47 @@ def make_engine(settings: PlatformSettings, *, relaxed_commits: bool = False, po
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=1800,
         connect_args=connect_args,
+        # Bound parameters hold message text, password hashes, PKCE verifiers, encrypted provider keys: an
+        # error's text names the statement, never its values.
+        hide_parameters=True,
     )
     _ping_idle_connections(engine)
+    event.listen(engine, "handle_error", redact_database_error)
     return engine
+
+
+# SQLSTATE classes whose primary message names only schema objects or the server's state (connection, syntax
+# and access rules, resources, timeouts). Others (data exceptions, integrity violations, PL/pgSQL raises) may
+# quote a value, as every DETAIL ("Failing row contains (…)", "Key (email)=(…)") and CONTEXT may.
+_SCHEMA_ONLY_CLASSES = {"08", "25", "40", "42", "53", "54", "55", "57", "58"}
+
+
+def redacted_message(error: BaseException) -> str:
+    """What a DB-API error may say in logs: its SQLSTATE, the names of the schema objects involved and, for
+    the classes above, the server's primary message."""
+    diag = getattr(error, "diag", None)
+    sqlstate = getattr(error, "sqlstate", None) or getattr(diag, "sqlstate", None) or ""
+    parts = [f"SQLSTATE {sqlstate or 'unknown'}"]
+    for label in ("schema_name", "table_name", "column_name", "constraint_name"):
+        value = getattr(diag, label, None)
+        if value:
+            parts.append(f"{label.split('_')[0]} {value}")
+    primary = getattr(diag, "message_primary", None)
+    if primary and sqlstate[:2] in _SCHEMA_ONLY_CLASSES:
+        parts.append(primary)
+    return "; ".join(parts)
+
+
+def redact_database_error(context) -> None:
+    """Engine `handle_error` hook: the driver's exception text is replaced (its type, SQLSTATE and `diag` stay),
+    so neither SQLAlchemy's message, nor a traceback, nor anyone's `str(exc)` carries a value."""
+    error = context.original_exception
+    if error is None or not isinstance(error, Exception):
+        return
+    error.args = (redacted_message(error),)
+    wrapped = context.sqlalchemy_exception
+    if isinstance(wrapped, exc.DBAPIError):  # its message was made from the driver's text before this hook
+        wrapped.args = (f"({type(error).__module__}.{type(error).__name__}) {error.args[0]}",)
 
 
 # A connection returned to the pool moments ago is alive; one idle longer may have been cut (database restart,

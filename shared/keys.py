@@ -48,8 +48,46 @@ def public_jwk(public_key: rsa.RSAPublicKey) -> dict:
 
 
 def jwks_for_private_pem(pem: str) -> dict:
-    private_key = serialization.load_pem_private_key(pem.encode(), password=None)
-    return {"keys": [public_jwk(private_key.public_key())]}
+    return {"keys": [public_jwk_for_private_pem(pem)]}
+
+
+def public_jwk_for_private_pem(pem: str) -> dict:
+    return public_jwk(serialization.load_pem_private_key(pem.encode(), password=None).public_key())
+
+
+# Everything a verifier needs; a private member (d, p, q, dp, dq, qi, oth) or a symmetric key (k) is never copied.
+PUBLIC_JWK_FIELDS = ("kty", "use", "alg", "kid", "n", "e")
+
+
+def public_jwks(document: dict) -> dict:
+    """The RSA signing keys of a key set with their public members only, first occurrence of each kid."""
+    keys, seen = [], set()
+    for entry in document.get("keys") or []:
+        if entry.get("kty") != "RSA" or not entry.get("kid") or entry["kid"] in seen or not entry.get("n"):
+            continue
+        seen.add(entry["kid"])
+        keys.append({field: entry[field] for field in PUBLIC_JWK_FIELDS if field in entry})
+    return {"keys": keys}
+
+
+def published_jwks(configured: str, signing_jwk: dict) -> dict:
+    """The issuer's public document: the configured verification set (JWKS: current and previous key), public
+    members only, and always the key tokens are being signed with."""
+    document = public_jwks(json.loads(configured) if configured else {})
+    if signing_jwk["kid"] not in {entry["kid"] for entry in document["keys"]}:
+        document["keys"].insert(0, signing_jwk)
+    return document
+
+
+def rotated_jwks(new_pem: str, current_pem: str, document: dict) -> dict:
+    """The key set after a rotation: the new key, then the current one (its tokens stay verifiable until they
+    expire); any older key is dropped. Refuses a set that does not hold the current key: the running verifiers
+    would not be using it."""
+    current = public_jwk_for_private_pem(current_pem)
+    published = public_jwks(document)["keys"]
+    if current["kid"] not in {entry["kid"] for entry in published}:
+        raise ValueError(f"the key set does not hold the current signing key (kid {current['kid']})")
+    return {"keys": [public_jwk_for_private_pem(new_pem), current]}
 
 
 def generate_encryption_key() -> str:

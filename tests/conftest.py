@@ -8,6 +8,7 @@ named by TEST_DATABASE_URL.
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import logging
 import os
 import socket
@@ -94,6 +95,9 @@ def llm_env(database_url, keys_env):
         "SERVICE_CREDENTIAL_HASHES": ",".join(
             f"{name}:{hashlib.sha256(secret.encode()).hexdigest()}" for name, secret in SERVICE_CREDENTIALS.items()),
         "DELEGATION_GRANTS": DELEGATION_GRANTS,
+        # Every test logs in from 127.0.0.1; tests/llm/test_login_limits.py checks the limits with its own app.
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "100000",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_PER_HOUR": "0",
     }
 
 
@@ -259,12 +263,12 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{url} did not become ready")
 
 
-@pytest.fixture(scope="session")
-def live_llm(llm_env, provider, tmp_path_factory):
-    """The llm function served exactly as in its image: gunicorn with the shared config (gevent)."""
+@contextlib.contextmanager
+def serve_llm(env: dict, log_dir: Path):
+    """One llm function process served exactly as in its image: gunicorn with the shared config (gevent)."""
     port = free_port()
-    env = {**os.environ, **llm_env, "PORT": str(port), "HOST": "127.0.0.1"}
-    log_path = tmp_path_factory.mktemp("live-llm") / "gunicorn.log"
+    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
+    log_path = log_dir / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf", "functions.llm.main:app"],
@@ -283,3 +287,10 @@ def live_llm(llm_env, provider, tmp_path_factory):
         process.kill()
         raise
     print(f"live llm log: {log_path}")
+
+
+@pytest.fixture(scope="session")
+def live_llm(llm_env, provider, tmp_path_factory):
+    """The llm function as a live gunicorn process."""
+    with serve_llm(llm_env, tmp_path_factory.mktemp("live-llm")) as base:
+        yield base

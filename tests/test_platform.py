@@ -202,3 +202,39 @@ def test_wrong_method_is_405_with_the_error_body_and_allow_header(client):
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}
     response = client.put("/v1/models")
     assert_error(response, 405, "method not allowed")
+
+
+# CORS when a function is exposed directly (CORS_ORIGINS) ------------------------------------------------------
+
+
+def _cors_app(database_url, origins):
+    from flask import Blueprint
+
+    from shared.app import create_app
+    from shared.settings import PlatformSettings
+
+    app = create_app(PlatformSettings(database_url=database_url, cors_origins=origins), [Blueprint("none", __name__)])
+    return app
+
+
+def test_a_wildcard_origin_list_answers_star_and_never_grants_credentials(database_url):
+    app = _cors_app(database_url, ("*",))
+    for method in ("GET", "OPTIONS"):
+        response = app.test_client().open("/healthz", method=method, headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Credentials" not in response.headers
+    app.extensions["jan"].db.engine.dispose()
+
+
+def test_a_listed_origin_is_echoed_with_credentials_and_others_get_nothing(database_url):
+    app = _cors_app(database_url, ("*", "http://localhost:3000"))
+    client = app.test_client()
+    listed = client.get("/healthz", headers={"Origin": "http://localhost:3000"})
+    assert listed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert listed.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in listed.headers["Vary"]
+    other = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert other.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in other.headers
+    app.extensions["jan"].db.engine.dispose()

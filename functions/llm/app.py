@@ -9,6 +9,7 @@ from shared.jobs import JobRegistry
 from shared.jobs_routes import bp as jobs_bp, install_jobs
 from functions.llm.auth.internal_routes import bp as internal_auth_bp
 from functions.llm.auth.routes import bp as auth_bp
+from functions.llm.auth.well_known import bp as well_known_bp
 from functions.llm.chat.routes import bp as chat_bp
 from functions.llm.conversations.routes import bp as conversations_bp
 from functions.llm.models.admin_routes import bp as admin_models_bp
@@ -22,9 +23,9 @@ from functions.llm.settings import LlmSettings, load_settings
 
 BLUEPRINTS = (auth_bp, models_bp, chat_bp, conversations_bp, admin_models_bp, users_bp, usage_bp, projects_bp,
               shares_bp, audit_logs_bp)
-# Root only, as in Jan (not under /llm): the unauthenticated public share read; and the internal routes other
-# functions call (token minting, job runs), which Kong does not route.
-ROOT_ONLY_BLUEPRINTS = (public_shares_bp, internal_auth_bp, jobs_bp)
+# Root only (not under /llm): the unauthenticated public share read, as in Jan, the well-known URIs, and the
+# internal routes other functions call (token minting, job runs), which Kong does not route.
+ROOT_ONLY_BLUEPRINTS = (public_shares_bp, well_known_bp, internal_auth_bp, jobs_bp)
 
 
 def create_app(settings: LlmSettings | None = None) -> Flask:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 
 from shared.auth.principal import PrincipalResolver
 from shared.db import Database
 from shared.inference import InferenceClient
+from shared.keys import published_jwks
 from shared.ratelimit import RateLimiter
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
@@ -47,6 +49,8 @@ class LlmServices:
     usage_queries: UsageQueries
     account: AccountData
     delegation: DelegationService
+    cookie_origins: frozenset[str]
+    jwks: dict  # the published public key set (/.well-known/jwks.json)
 
 
 def build_services(settings: LlmSettings, db: Database, principals: PrincipalResolver) -> LlmServices:
@@ -58,12 +62,13 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
     catalog = ModelCatalog(db, providers, settings)
     conversations = ConversationService(db)
     usage = UsageRecorder(db)
+    limiter = RateLimiter(db)
     user_settings = UserSettingsService(db, lambda: next(iter(m["id"] for m in catalog.list_models()), None))
     return LlmServices(
         settings=settings,
         principals=principals,
         sessions=sessions,
-        accounts=AccountService(db, sessions, settings),
+        accounts=AccountService(db, sessions, settings, limiter),
         api_keys=ApiKeyService(db, settings),
         oauth=OAuthLogin(db, settings, principals, sessions),
         providers=providers,
@@ -72,12 +77,24 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
         usage=usage,
         chat=ChatService(catalog, inference, conversations, usage, settings),
         projects=ProjectService(db),
-        shares=ShareService(db, RateLimiter(db), settings),
+        shares=ShareService(db, limiter, settings),
         user_settings=user_settings,
         usage_queries=UsageQueries(db),
         account=AccountData(db, user_settings, settings.token_issuer),
         delegation=DelegationService(db, issuer, settings),
+        cookie_origins=cookie_origins(settings),
+        jwks=published_jwks(settings.jwks, issuer.public_jwk),
     )
+
+
+def cookie_origins(settings: LlmSettings) -> frozenset[str]:
+    """Origins whose pages may use the refresh-token cookie: the setting's, the public base URL's, and the
+    explicitly listed CORS origins (never `*`)."""
+    origins = set(settings.auth_cookie_origins) | {origin for origin in settings.cors_origins if origin != "*"}
+    if settings.public_base_url:
+        parts = urlsplit(settings.public_base_url)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return frozenset(origin.rstrip("/") for origin in origins)
 
 
 def services() -> LlmServices:

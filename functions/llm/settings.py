@@ -23,9 +23,25 @@ class LlmSettings(PlatformSettings):
     # Services that may obtain service tokens (never delegation tokens) for any function: the job sweep.
     job_dispatchers: tuple[str, ...] = ("jobs-sweeper",)
 
+    # Browser origins (scheme://host[:port]) whose pages may use the refresh-token cookie (refresh, logout);
+    # a cookie-authenticated request with any other Origin is refused (403). The origin of PUBLIC_BASE_URL and
+    # the listed CORS_ORIGINS count too. Default: Jan's web and desktop clients, as gateway/kong.yml.
+    auth_cookie_origins: tuple[str, ...] = ("http://localhost:3000", "http://localhost:1420", "http://127.0.0.1:3000",
+                                            "tauri://localhost")
+
     # Accounts.
     admin_emails: tuple[str, ...] = ()
     password_min_length: int = 8
+    # scrypt runs on this many threads per process; this many more requests may wait, further ones get 503.
+    password_hash_threads: int = 2
+    password_hash_queue_size: int = 16
+    # Password login attempts (0 switches a limit off), counted across all pods: per (account, client address),
+    # so guessing one account from one address stops while its owner elsewhere still logs in, and per client
+    # address, so one address cannot try many accounts.
+    login_rate_limit_per_account_address_per_minute: int = 5
+    login_rate_limit_per_account_address_per_hour: int = 30
+    login_rate_limit_per_address_per_minute: int = 20
+    login_rate_limit_per_address_per_hour: int = 200
 
     # API keys: TTL in seconds (Jan used nanoseconds; see docs/compatibility.md).
     api_key_default_ttl_seconds: int = 90 * 24 * 3600

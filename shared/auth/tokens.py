@@ -53,7 +53,9 @@ def _keys_from_jwks(document: dict) -> dict[str, object]:
             continue
         if entry.get("alg") not in (None, "RS256") or entry.get("use") not in (None, "sig"):
             continue
-        keys[entry["kid"]] = PyJWK(entry, algorithm="RS256").key
+        # Public members only: a private one pasted into the set must not make this a signing key.
+        public = {field: entry[field] for field in ("kty", "kid", "n", "e") if field in entry}
+        keys[entry["kid"]] = PyJWK(public, algorithm="RS256").key
     return keys
 
 

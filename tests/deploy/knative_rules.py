@@ -13,6 +13,11 @@ MAX_TIMEOUT_SECONDS = 600  # Knative's default max-revision-timeout-seconds
 TIMEOUT_REASON = "jan.ai/timeout-reason"
 ALWAYS_ON = "jan.ai/always-on"
 TOKEN_ISSUER = "llm"
+# Functions behind Kong: the header Kong sets to the connection's address (replacing the client's own), which the
+# functions must count per-address limits by, since behind the queue-proxy every TCP peer is 127.0.0.1.
+CLIENT_ADDRESS_HEADER = "X-Real-IP"
+# Functions that write public links (share_url) need the platform's public base URL: Kong rewrites Host.
+PUBLIC_LINK_FUNCTIONS = {"llm"}
 # Knative features whose flag is on in a default install (config-features); every other flagged field needs an
 # operator to enable it first, so our Services use none.
 DEFAULT_ENABLED_FEATURES = {"kubernetes.podspec-volumes-emptydir"}
@@ -66,6 +71,20 @@ def problems(service: dict, documents: list[dict], environment: str) -> list[str
     found += _revision_problems(name, spec, template)
     found += _feature_flag_problems(service)
     found += _reference_problems(pod, documents)
+    found += _public_address_problems(name, pod, documents)
+    return found
+
+
+def _public_address_problems(name: str, pod: dict, documents: list[dict]) -> list[str]:
+    environment = _environment(pod, documents)
+    found = []
+    if environment.get("CLIENT_ADDRESS_HEADER", "").lower() != CLIENT_ADDRESS_HEADER.lower():
+        found.append(f"client-address: CLIENT_ADDRESS_HEADER must be {CLIENT_ADDRESS_HEADER} (behind the "
+                     "queue-proxy every peer is 127.0.0.1)")
+    base = environment.get("PUBLIC_BASE_URL", "")
+    if name in PUBLIC_LINK_FUNCTIONS and not re.fullmatch(r"https?://[^/\s]+", base):
+        found.append("public-base-url: PUBLIC_BASE_URL must be the platform's public http(s) URL (no path); Kong "
+                     "sends the cluster-local Host")
     return found
 
 

@@ -2,6 +2,7 @@
 (plugin settings), made against the rendered manifests Kong runs with."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,10 @@ STREAMING_PATHS = {
     "llm": ("/v1/chat/completions", "/llm/v1/chat/completions"),
 }
 # Internals every function serves on its port that Kong must not route.
-INTERNAL_PATHS = ("/metrics", "/internal")
+INTERNAL_PATHS = ("/metrics", "/version", "/openapi.json", "/internal")
+# Logins and token refreshes: a route of their own with a limit tighter than their service's.
+AUTH_SESSION_PATHS = ("/auth/login", "/auth/guest-login", "/auth/refresh-token")
+VAULT_ENV_REFERENCE = re.compile(r"^\{vault://env/([a-z0-9-]+)\}$")
 REQUIRED_GLOBAL_PLUGINS = {"rate-limiting", "cors", "request-size-limiting"}
 # Functions authenticate every request themselves: Kong neither consumes credentials nor sets identity headers.
 FORBIDDEN_PLUGINS = {"key-auth", "jwt", "basic-auth", "hmac-auth", "oauth2", "openid-connect", "ldap-auth", "acl",
@@ -69,6 +73,7 @@ def problems(config: dict, renders: dict[str, list[dict]]) -> list[str]:
     found += _upstream_problems(config, renders)
     found += _streaming_problems(config)
     found += _internal_path_problems(config)
+    found += _rate_limit_scope_problems(config)
     for target, documents in renders.items():
         found += _deployment_problems(documents, target)
     return found
@@ -84,19 +89,104 @@ def _plugin_problems(config: dict, renders: dict[str, list[dict]]) -> list[str]:
         if plugin["name"] in FORBIDDEN_PLUGINS:
             found.append(f"plugins: {plugin['name']} ({where}) touches credentials or identity; functions "
                          "authenticate every request themselves")
+        if plugin["name"] == "cors":
+            cors = plugin.get("config") or {}
+            if cors.get("credentials") and (not cors.get("origins") or "*" in cors["origins"]):
+                found.append(f"cors ({where}): credentials with any origin: Kong echoes every Origin with "
+                             "Access-Control-Allow-Credentials")
         if plugin["name"] != "rate-limiting":
             continue
         settings = plugin.get("config") or {}
+        if not settings.get("minute") or not settings.get("hour"):
+            found.append(f"rate-limiting ({where}): needs both a minute and an hour limit")
         if settings.get("policy") != "redis":
             found.append(f"rate-limiting ({where}): policy must be redis, so every Kong pod shares the counts")
             continue
+        if any(key.startswith("redis_") for key in settings):
+            found.append(f"rate-limiting ({where}): flat redis_* fields are deprecated since Kong 3.6; use the "
+                         "redis block")
         redis = settings.get("redis") or {}
         host = redis.get("host") or settings.get("redis_host")
         port = redis.get("port") or settings.get("redis_port") or 6379
         for target, documents in renders.items():
             if not _service_answers(documents, host, port):
                 found.append(f"rate-limiting ({where}): redis {host}:{port} is no Service in {target}")
+        found += _redis_password_problems(where, redis, renders)
     return found
+
+
+def _redis_password_problems(where: str, redis: dict, renders: dict[str, list[dict]]) -> list[str]:
+    """The password is a Kong env-vault reference, and the Kong Deployment sets that variable from a Secret that
+    is rendered or that the operator creates (knative/deploy.py EXTERNAL_OBJECTS)."""
+    from knative import deploy
+
+    reference = VAULT_ENV_REFERENCE.match(str(redis.get("password") or ""))
+    if reference is None:
+        return [f"rate-limiting ({where}): the redis password must be a {{vault://env/...}} reference to a "
+                "Secret, never a value in kong.yml"]
+    variable = reference.group(1).upper().replace("-", "_")
+    found = []
+    for target, documents in renders.items():
+        kong = render.find(documents, "Deployment", "kong")
+        container = render.containers(kong)[0] if kong else {}
+        source = next((entry.get("valueFrom", {}).get("secretKeyRef") for entry in container.get("env") or []
+                       if entry["name"] == variable), None)
+        if not source:
+            found.append(f"rate-limiting ({where}): {variable} is not set from a Secret in the Kong Deployment "
+                         f"({target})")
+            continue
+        secret = render.find(documents, "Secret", source["name"], api_version="v1")
+        if secret is None and source.get("key") not in deploy.EXTERNAL_OBJECTS.get(("Secret", source["name"]), ()):
+            found.append(f"rate-limiting ({where}): Secret {source['name']} is neither rendered nor created by "
+                         f"the operator in {target}")
+    return found
+
+
+def _rate_limit_scope_problems(config: dict) -> list[str]:
+    """One counter per client per function: a service-level instance counts all its routes together; a route's
+    own instance (its own counter) may only be tighter. Logins and refreshes meet a tighter one."""
+    found = []
+    for service in config.get("services") or []:
+        own = _rate_limit(service.get("plugins"))
+        if own is None:
+            found.append(f"rate-limiting (service {service['name']}): needs a service-level instance, so all its "
+                         "routes share one counter per client")
+            continue
+        for route in service.get("routes") or []:
+            limits = _rate_limit(route.get("plugins"))
+            if limits is None:
+                continue
+            if any(limits.get(window, 0) >= own.get(window, 0) for window in ("minute", "hour")):
+                found.append(f"rate-limiting (route {route.get('name')}): looser than service {service['name']}'s "
+                             "(or as loose); a route-level counter is a budget of its own, so only tighter ones")
+    try:
+        table = RouteTable(parse_kong(config).routes)
+    except (ConfigError, PluginConfigError):
+        return found  # reported by _internal_path_problems
+    by_name = {route.get("name"): (service, route) for service, route in routes(config)}
+    services = {service["name"]: service for service in config.get("services") or []}
+    prefixes = {""} | {prefix for _service, route in routes(config) if route.get("strip_path", True)
+                       for prefix in route.get("paths") or []}
+    for path in AUTH_SESSION_PATHS:
+        for prefix in sorted(prefixes):
+            public = prefix.rstrip("/") + path
+            match = table.match("POST", public)
+            if match is None:
+                continue
+            service_name, route = by_name[match.route.name]
+            limits = _rate_limit(route.get("plugins"))
+            service_limits = _rate_limit(services[service_name].get("plugins")) or {}
+            tighter = limits is not None and all(
+                limits.get(window, 0) < service_limits.get(window, 0) for window in ("minute", "hour"))
+            if not tighter:
+                found.append(f"auth-limits: POST {public} reaches route {match.route.name} without a rate limit "
+                             f"tighter than service {service_name}'s")
+    return found
+
+
+def _rate_limit(plugins_list) -> dict | None:
+    return next(((plugin.get("config") or {}) for plugin in plugins_list or [] if plugin["name"] == "rate-limiting"),
+                None)
 
 
 def _upstream_problems(config: dict, renders: dict[str, list[dict]]) -> list[str]:

@@ -26,7 +26,8 @@ from gateway.routing import RouteTable
 from knative import render
 from tests.deploy import kong_rules
 
-INTERNAL_ENDPOINTS = {"prometheus_metrics", "internal_auth.mint_delegation_token", "internal_jobs.run_job"}
+INTERNAL_ENDPOINTS = {"prometheus_metrics", "health.version", "health.openapi", "internal_auth.mint_delegation_token",
+                      "internal_jobs.run_job"}
 SAMPLE_VALUES = {"int": "1", "float": "1.5", "uuid": str(uuid.UUID(int=1)), "path": "sample/id"}
 _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")
 

@@ -101,6 +101,12 @@ def test_providers_file_points_the_local_provider_at_the_configured_url(tmp_path
     ]
 
 
+def test_the_local_model_servers_context_is_declared_only_for_it(tmp_path):
+    written = stack.write_providers_file(stack.local_provider_url({}), data_dir=tmp_path)
+    (local,) = yaml.safe_load(written.read_text())["providers"]
+    assert local["context_length"] == 2048
+
+
 def test_local_provider_url_precedence():
     assert stack.local_provider_url({}) == "http://127.0.0.1:8101/v1"
     assert stack.local_provider_url({"PROVIDER_URL": "http://a/v1"}) == "http://a/v1"
@@ -114,3 +120,12 @@ def test_only_functions_with_a_main_module_run(tmp_path, monkeypatch):
     (tmp_path / "functions" / "llm" / "main.py").write_text("")
     assert stack.available_functions(tmp_path) == {"llm": 8080}
     assert stack.function_command("llm")[-3:] == ["--config", "python:shared.gunicorn_conf", "functions.llm.main:app"]
+
+
+def test_functions_behind_the_dev_gateway_count_clients_and_link_to_the_gateway():
+    """The dev gateway sets X-Real-IP (every peer is 127.0.0.1) and rewrites Host to the function's address."""
+    env = stack.base_env("postgresql://x/y", {}, environ={})
+    assert env["CLIENT_ADDRESS_HEADER"] == "X-Real-IP"
+    assert env["PUBLIC_BASE_URL"] == f"http://localhost:{stack.GATEWAY_PORT}"
+    mine = stack.base_env("postgresql://x/y", {}, environ={"PUBLIC_BASE_URL": "https://chat.example"})
+    assert mine["PUBLIC_BASE_URL"] == "https://chat.example"

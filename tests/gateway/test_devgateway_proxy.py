@@ -73,7 +73,8 @@ class TestRouting:
         assert upstream_view(httpx.post(gateway.url + "/v1/public/shares/abc"))["path"] == "/v1/public/shares/abc"
 
     @pytest.mark.parametrize("path", ["/metrics", "/llm/metrics", "/llm//metrics", "/llm/%2E%2E/metrics",
-                                      "/v1/../metrics", "/%6Detrics"])
+                                      "/v1/../metrics", "/%6Detrics", "/llm/version", "/llm/openapi.json",
+                                      "/version"])
     def test_metrics_is_not_reachable(self, gateway, upstream_server, path):
         reply = raw_exchange(gateway.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert reply.startswith(b"HTTP/1.1 404"), reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.cors import Cors, merge_cors_headers
+from gateway.plugins import PluginConfigError, build_route_plugins
 from gateway.routing import Match, Route, RouteTable, normalize_path, upstream_path
 
 
@@ -97,11 +98,16 @@ class TestCors:
         cors = Cors({"origins": ["https://app.example:443"]})
         assert dict(cors.response_headers({"HTTP_ORIGIN": "https://app.example"}))["Access-Control-Allow-Origin"]
 
-    def test_wildcard_with_credentials_echoes_the_origin(self):
-        cors = Cors({"origins": ["*"], "credentials": True})
-        headers = dict(cors.response_headers({"HTTP_ORIGIN": "https://x.example"}))
-        assert headers["Access-Control-Allow-Origin"] == "https://x.example"
-        assert headers["Access-Control-Allow-Credentials"] == "true"
+    @pytest.mark.parametrize("origins", [["*"], []], ids=["star", "none (Kong: any)"])
+    def test_any_origin_with_credentials_is_refused(self, origins):
+        """Kong would echo every Origin with Allow-Credentials: any site could read credentialed responses."""
+        with pytest.raises(PluginConfigError, match="credentials"):
+            build_route_plugins({"cors": {"origins": origins, "credentials": True}})
+
+    def test_wildcard_without_credentials_answers_star(self):
+        headers = dict(Cors({"origins": ["*"]}).response_headers({"HTTP_ORIGIN": "https://x.example"}))
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Credentials" not in headers
 
     def test_preflight_needs_origin_and_requested_method(self):
         assert self.app.is_preflight({"REQUEST_METHOD": "OPTIONS", "HTTP_ORIGIN": "x",

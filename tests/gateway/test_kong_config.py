@@ -107,11 +107,13 @@ class TestEdgePolicy:
 
     @pytest.mark.parametrize("path, route", [
         ("/llm/v1/models", "llm-prefixed"), ("/v1/models", "llm-v1"), ("/v1/chat/completions", "llm-chat-completions"),
-        ("/auth/guest-login", "llm-auth"), ("/healthz", "llm-health"), ("/readyz", "llm-health"),
+        ("/auth/guest-login", "llm-auth-sessions"), ("/llm/auth/login", "llm-auth-sessions"),
+        ("/auth/refresh-token", "llm-auth-sessions"), ("/auth/me", "llm-auth"), ("/auth/logout", "llm-auth"),
+        ("/healthz", "llm-health"), ("/readyz", "llm-health"),
         ("/v1/public/shares/abc", "llm-public-shares"),
     ])
     def test_routes(self, config, path, route):
-        method = "POST" if path.endswith(("completions", "login")) else "GET"
+        method = "POST" if path.endswith(("completions", "login", "token")) else "GET"
         assert RouteTable(config.routes).match(method, path).route.name == route
 
     def test_streaming_routes_are_unbuffered_with_long_reads(self, document):
@@ -130,8 +132,7 @@ class TestEdgePolicy:
 
     def test_global_plugins(self, document):
         limits = plugin(document["plugins"], "rate-limiting")
-        assert (limits["minute"], limits["limit_by"], limits["policy"]) == (600, "ip", "redis")
-        assert (limits["redis_host"], limits["redis_port"]) == ("redis.jan.svc.cluster.local", 6379)
+        assert (limits["minute"], limits["hour"], limits["limit_by"], limits["policy"]) == (600, 10000, "ip", "redis")
         cors = plugin(document["plugins"], "cors")
         assert {"http://localhost:3000", "http://localhost:1420", "http://127.0.0.1:3000",
                 "tauri://localhost"} <= set(cors["origins"])
@@ -140,12 +141,28 @@ class TestEdgePolicy:
         size = plugin(document["plugins"], "request-size-limiting")
         assert (size["allowed_payload_size"], size["size_unit"]) == (10, "megabytes")
 
-    def test_every_route_level_rate_limit_uses_the_cluster_redis(self, document):
-        for route in all_routes(document):
-            limits = plugin(route.get("plugins", []), "rate-limiting")
-            if limits is not None:
-                assert (limits["policy"], limits["redis_host"], limits["redis_port"]) == (
-                    "redis", "redis.jan.svc.cluster.local", 6379), route["name"]
+    def test_every_rate_limit_uses_the_cluster_redis_with_the_password_from_a_secret(self, document):
+        instances = [document["plugins"], *(service.get("plugins", []) for service in document["services"]),
+                     *(route.get("plugins", []) for route in all_routes(document))]
+        for limits in filter(None, (plugin(entries, "rate-limiting") for entries in instances)):
+            assert limits["policy"] == "redis"
+            assert limits["redis"] == {"host": "redis.jan.svc.cluster.local", "port": 6379, "ssl": False,
+                                       "timeout": 2000, "password": "{vault://env/jan-redis-password}"}
+            assert not [key for key in limits if key.startswith("redis_")]
+
+    def test_one_counter_for_every_llm_route(self, document):
+        """A service-level instance: Kong counts all of the service's routes together (three route-level
+        counters gave a client three budgets)."""
+        service = document["services"][0]
+        limits = plugin(service["plugins"], "rate-limiting")
+        assert (limits["minute"], limits["hour"]) == (120, 3000)
+        own = {route["name"] for route in service["routes"] if plugin(route.get("plugins", []), "rate-limiting")}
+        assert own == {"llm-public-shares", "llm-auth-sessions"}
+
+    def test_logins_and_refreshes_have_a_tighter_limit(self, document):
+        sessions = next(route for route in all_routes(document) if route["name"] == "llm-auth-sessions")
+        limits = plugin(sessions["plugins"], "rate-limiting")
+        assert (limits["minute"], limits["hour"]) == (20, 200)
 
     def test_public_shares_have_a_stricter_limit(self, document):
         shares = next(route for route in all_routes(document) if route["name"] == "llm-public-shares")
@@ -153,13 +170,22 @@ class TestEdgePolicy:
         assert (limits["minute"], limits["hour"]) == (100, 1000)
         assert set(shares["methods"]) == {"GET", "HEAD", "OPTIONS"}
 
-    def test_metrics_is_unreachable_through_every_prefix(self, config):
-        """/metrics, and <prefix>/metrics for every route that strips its prefix (the function would see
-        /metrics), end at a request-termination 404 for every method."""
+    @pytest.mark.parametrize("internal", ["/metrics", "/version", "/openapi.json"])
+    def test_internals_are_unreachable_through_every_prefix(self, config, internal):
+        """An internal path, and <prefix><path> for every route that strips its prefix (the function would see
+        the internal path), end at a request-termination 404 for every method."""
         table = RouteTable(config.routes)
         prefixes = {path for route in config.routes if route.strip_path for path in route.paths}
-        for path in ["/metrics", *(prefix.rstrip("/") + "/metrics" for prefix in prefixes)]:
+        for path in [internal, *(prefix.rstrip("/") + internal for prefix in prefixes)]:
             for method in ALL_METHODS:
                 match = table.match(method, path)
                 assert match is not None and match.route.plugins.termination is not None, (method, path)
                 assert match.route.plugins.termination.status == 404
+
+
+def test_the_issuers_public_documents_are_routed_to_llm_for_any_origin(config):
+    table = RouteTable(config.routes)
+    for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
+        match = table.match("GET", path)
+        assert match is not None and match.route.name == "llm-well-known"
+        assert match.route.plugins.cors.allow_all and not match.route.plugins.cors.credentials

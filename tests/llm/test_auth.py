@@ -61,7 +61,7 @@ def test_guest_login_returns_201_with_jans_body(bare):
     assert body["refresh_token"].startswith("rt_")
     cookie = set_cookie(response, "refresh_token")
     assert cookie.startswith(f"refresh_token={body['refresh_token']};")
-    assert {"HttpOnly", "Secure", "SameSite=None"} <= {part.strip() for part in cookie.split(";")}
+    assert {"HttpOnly", "Secure", "SameSite=Lax"} <= {part.strip() for part in cookie.split(";")}
 
 
 def test_me_describes_the_caller_at_both_prefixes(guest):
@@ -138,6 +138,17 @@ def test_refresh_reads_the_refresh_token_cookie(client, bare):
     assert_error(refresh(bare, login["refresh_token"]), 401, "refresh token reuse detected; session revoked")
 
 
+@pytest.mark.parametrize("path", ["/auth/refresh-token", "/auth/guest-login"])
+def test_expires_at_is_an_rfc3339_string_like_jans(bare, guest, path):
+    """Jan's refresh response carries Go's time.Time: an RFC 3339 string, the access token's expiry."""
+    body = (refresh(bare, guest.refresh_token) if path == "/auth/refresh-token" else bare.post(path)).json
+    assert isinstance(body["expires_at"], str)
+    expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert body["expires_at"].endswith("Z")
+    remaining = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert abs(remaining - body["expires_in"]) < 5
+
+
 def test_refresh_reads_a_refresh_token_sent_as_bearer(bare, guest):
     response = bare.post("/auth/refresh-token", headers=bearer(guest.refresh_token))
     assert response.status_code == 200, response.json
@@ -193,11 +204,40 @@ def test_logout_with_the_refresh_token_in_the_body_ends_the_session(bare, guest)
     assert_session_ended(bare, guest)
 
 
-def test_logout_with_the_refresh_token_cookie_ends_the_session(client, bare):
+@pytest.mark.parametrize("headers", [{}, {"Origin": "http://localhost:3000"}], ids=["no origin", "allowed origin"])
+def test_logout_with_the_refresh_token_cookie_ends_the_session(client, bare, headers):
     login = client.post("/auth/guest-login").json
-    assert_logged_out(client.get("/auth/logout"))
+    assert_logged_out(client.post("/auth/logout", headers=headers))
     assert_error(bare.get("/auth/me", headers=bearer(login["access_token"])), 401, "token revoked")
     assert client.get_cookie("refresh_token") is None
+
+
+def test_get_logout_never_acts_on_the_cookie(client, bare, snapshot):
+    """A cross-site link or image (which a Lax cookie accompanies) cannot end a session or clear the cookie."""
+    login = client.post("/auth/guest-login").json
+    before = snapshot()
+    response = client.get("/auth/logout", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200 and response.json == {"status": "logged out"}
+    assert not response.headers.getlist("Set-Cookie")
+    assert snapshot() == before
+    assert bare.get("/auth/me", headers=bearer(login["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:3000.evil.example"])
+@pytest.mark.parametrize("path", ["/auth/refresh-token", "/auth/logout", "/llm/auth/refresh-token"])
+def test_a_cookie_authenticated_request_from_a_foreign_origin_is_refused(client, snapshot, origin, path):
+    client.post("/auth/guest-login")
+    before = snapshot()
+    response = client.post(path, headers={"Origin": origin})
+    assert_error(response, 403, "this origin may not use the refresh token cookie", code="origin_not_allowed")
+    assert snapshot() == before
+
+
+def test_a_refresh_token_in_the_body_works_from_any_origin(bare, guest):
+    """Not a cookie: a foreign page can only send what it already holds."""
+    response = bare.post("/auth/refresh-token", json={"refresh_token": guest.refresh_token},
+                         headers={"Origin": "https://elsewhere.example"})
+    assert response.status_code == 200, response.json
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["nothing", "garbage"])
@@ -299,7 +339,9 @@ def test_wrong_password_and_unknown_email_get_the_same_401(bare, user, snapshot)
     unknown_email = bare.post("/auth/login", json={"email": "nobody@example.com", "password": user.password})
     assert_error(wrong_password, 401, "invalid email or password")
     assert_error(unknown_email, 401, "invalid email or password")
-    assert snapshot() == before
+    after = snapshot()
+    # Only the attempt counters moved (tests/llm/test_login_limits.py).
+    assert {**after, "rate_limit_counters": None} == {**before, "rate_limit_counters": None}
 
 
 @pytest.mark.parametrize("data, message, param", [

@@ -17,6 +17,7 @@ PUBLIC_PATHS = {"/healthz", "/readyz", "/version", "/metrics", "/openapi.json", 
                 "/auth/callback"}
 PUBLIC_PATHS |= {f"/llm{path}" for path in PUBLIC_PATHS if path.startswith("/auth/")}
 PUBLIC_PATHS |= {"/v1/public/shares/<slug>"}  # root only, rate-limited per client address
+PUBLIC_PATHS |= {"/.well-known/jwks.json", "/.well-known/openid-configuration"}  # the issuer's public documents
 MAX_REQUEST_BYTES = 256 * 1024
 _ARGUMENT = re.compile(r"<(?:([a-z]+)(?:\([^)]*\))?:)?([a-z_]+)>")
 

@@ -216,16 +216,47 @@ def test_edit_accepts_content_parts(guest):
     assert response.json["new_branch"]["forked_from_item_id"] is None
 
 
-def test_editing_an_item_no_longer_on_the_active_branch_is_409(guest, snapshot):
-    created = create(guest, items=dialogue(1))
-    item = items_of(guest, created["id"])[0]["id"]
+def test_editing_an_item_no_longer_on_the_active_branch_forks_from_its_own_branch(guest):
+    """Jan: the fork starts from the item's branch at the item's position (here the backup the first edit
+    made), and the result is swapped to MAIN as usual; the previous MAIN is kept."""
+    created = create(guest, items=dialogue(2))
+    item = items_of(guest, created["id"])[2]["id"]  # question 2
     first = guest.post(f"/v1/conversations/{created['id']}/items/{item}/edit", json={"content": "one"})
     assert first.status_code == 200
-    before = snapshot()
-    assert_error(guest.post(f"/v1/conversations/{created['id']}/items/{item}/edit", json={"content": "two"}), 409,
-                 "item is not on the active branch (it may have been edited meanwhile)",
-                 code="item_not_on_active_branch")
-    assert snapshot() == before
+    second = guest.post(f"/v1/conversations/{created['id']}/items/{item}/edit", json={"content": "two"})
+    assert second.status_code == 200, second.json
+    assert texts(items_of(guest, created["id"])) == ["question 1", "answer 1", "two"]
+    assert second.json["user_item"]["branch"] == "MAIN"
+    assert texts(items_of(guest, created["id"], second.json["old_main_backup"])) == ["question 1", "answer 1", "one"]
+    assert texts(items_of(guest, created["id"], first.json["old_main_backup"])) == [
+        "question 1", "answer 1", "question 2", "answer 2"]
+
+
+def test_editing_an_item_of_another_branch_than_the_active_one(guest):
+    """A client edits a message it fetched before it activated another branch."""
+    created = create(guest, items=dialogue(2))
+    original = items_of(guest, created["id"])
+    made = guest.post(f"/v1/conversations/{created['id']}/branches",
+                      json={"name": "side", "fork_from_item_id": original[1]["id"]})
+    assert made.status_code == 201, made.json
+    assert guest.post(f"/v1/conversations/{created['id']}/branches/side/activate").status_code == 200
+    response = guest.post(f"/v1/conversations/{created['id']}/items/{original[2]['id']}/edit",
+                          json={"content": "edited on MAIN"})
+    assert response.status_code == 200, response.json
+    assert texts(items_of(guest, created["id"])) == ["question 1", "answer 1", "edited on MAIN"]
+    assert texts(items_of(guest, created["id"], "side")) == ["question 1", "answer 1"]
+
+
+def test_regenerating_an_answer_no_longer_on_the_active_branch_forks_from_its_own_branch(guest):
+    created = create(guest, items=dialogue(2))
+    answer = items_of(guest, created["id"])[3]["id"]  # answer 2
+    edited = guest.post(f"/v1/conversations/{created['id']}/items/{items_of(guest, created['id'])[0]['id']}/edit",
+                        json={"content": "other start"})
+    assert edited.status_code == 200
+    response = guest.post(f"/v1/conversations/{created['id']}/items/{answer}/regenerate")
+    assert response.status_code == 200, response.json
+    assert texts(items_of(guest, created["id"])) == ["question 1", "answer 1", "question 2"]
+    assert texts(items_of(guest, created["id"], response.json["old_main_backup"])) == ["other start"]
 
 
 @pytest.mark.parametrize("index, body, status, message, param", [

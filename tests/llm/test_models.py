@@ -111,6 +111,20 @@ def test_model_list_is_openai_list_with_jan_fields(guest):
                      "category": "chat", "category_order_number": 0, "model_order_number": 0}
 
 
+def test_model_list_is_ordered_by_category_then_model_order_with_unset_zero_last(guest, extra, db):
+    """Jan: category_order_number, then model_order_number, each with 0 ("unset") after every set number."""
+    created, _server = extra.make(["z-a", "z-b", "z-c", "z-d", "z-e"])
+    orders = {"z-a": (0, 1), "z-b": (2, 0), "z-c": (1, 2), "z-d": (1, 0), "z-e": (1, 1)}
+    with db.transaction() as conn:
+        for model in created["models"]:
+            category, position = orders[model["id"].split("/", 1)[1]]
+            conn.execute(provider_models.update().where(provider_models.c.model_public_id == model["id"])
+                         .values(category_order_number=category, model_order_number=position))
+    ours = {model["id"] for model in created["models"]}
+    mine = [model_id.split("/", 1)[1] for model_id in model_ids(guest) if model_id in ours]
+    assert mine == ["z-e", "z-c", "z-d", "z-b", "z-a"]
+
+
 def test_model_list_also_served_under_llm_prefix(guest):
     assert guest.get("/llm/v1/models").json == guest.get("/v1/models").json
 

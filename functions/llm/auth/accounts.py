@@ -13,7 +13,8 @@ from shared.auth.principal import Principal
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, Unauthorized
 from shared.schema import users
-from functions.llm.auth.passwords import hash_password, verify_password
+from shared.ratelimit import Limit, RateLimiter
+from functions.llm.auth.passwords import PasswordHasher
 from functions.llm.auth.sessions import SessionService, TokenPair
 from functions.llm.settings import LlmSettings
 
@@ -30,11 +31,18 @@ def valid_email(value: str) -> str:
 
 
 class AccountService:
-    def __init__(self, db: Database, sessions: SessionService, settings: LlmSettings):
+    def __init__(self, db: Database, sessions: SessionService, settings: LlmSettings, limiter: RateLimiter):
         self.db = db
         self.sessions = sessions
         self.issuer = settings.token_issuer
         self.password_min_length = settings.password_min_length
+        self.passwords = PasswordHasher(threads=settings.password_hash_threads,
+                                        queue_size=settings.password_hash_queue_size)
+        self.limiter = limiter
+        self.per_account_address = (Limit(settings.login_rate_limit_per_account_address_per_minute, 60),
+                                    Limit(settings.login_rate_limit_per_account_address_per_hour, 3600))
+        self.per_address = (Limit(settings.login_rate_limit_per_address_per_minute, 60),
+                            Limit(settings.login_rate_limit_per_address_per_hour, 3600))
 
     def create_guest(self) -> tuple[str, str, TokenPair]:
         public_id = ids.user_id()
@@ -53,7 +61,7 @@ class AccountService:
             raise Conflict("account is already a permanent account")
         if len(password) < self.password_min_length:
             raise BadRequest(f"password must be at least {self.password_min_length} characters", param="password")
-        values = {"email": email, "password_hash": hash_password(password), "role": "user",
+        values = {"email": email, "password_hash": self.passwords.hash(password), "role": "user",
                   "updated_at": func.now()}
         if username:
             values["username"] = username
@@ -65,13 +73,17 @@ class AccountService:
         except IntegrityError:
             raise Conflict("an account with this email already exists", param="email") from None
 
-    def login(self, email: str, password: str) -> tuple[object, TokenPair]:
-        with self.db.transaction() as conn:
+    def login(self, email: str, password: str, client: str) -> tuple[object, TokenPair]:
+        """Attempts are counted before any hashing; no connection is held while the hash waits for a thread."""
+        self.limiter.enforce("login-address", client, self.per_address)
+        self.limiter.enforce("login-account", f"{email.lower()}|{client}", self.per_account_address)
+        with self.db.read() as conn:
             user = conn.execute(select(*_USER).where(
                 func.lower(users.c.email) == email.lower(), users.c.issuer == self.issuer,
                 users.c.deleted_at.is_(None))).first()
-            if not verify_password(password, user.password_hash if user else None):
-                raise Unauthorized("invalid email or password")
+        if not self.passwords.verify(password, user.password_hash if user else None):
+            raise Unauthorized("invalid email or password")
+        with self.db.transaction() as conn:
             return user, self.sessions.start(conn, user)
 
     def ensure_admin(self, email: str, password: str | None = None, *, audit: AuditLog | None = None,
@@ -90,7 +102,7 @@ class AccountService:
                 values = dict(public_id=public_id, issuer=self.issuer, subject=public_id, email=email,
                               username=email.split("@")[0], role="admin")
                 if password:
-                    values["password_hash"] = hash_password(password)
+                    values["password_hash"] = self.passwords.hash(password)
                 new_id = conn.execute(insert(users).values(**values).returning(users.c.id)).scalar_one()
                 before, result = None, (new_id, public_id, True)
             if audit is not None:

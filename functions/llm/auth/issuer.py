@@ -8,7 +8,7 @@ import uuid
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from shared.keys import key_id
+from shared.keys import key_id, public_jwk
 from functions.llm.settings import LlmSettings
 
 
@@ -18,6 +18,7 @@ class TokenIssuer:
             raise RuntimeError("TOKEN_SIGNING_KEY (or TOKEN_SIGNING_KEY_FILE) is required by the llm function")
         self._private_key = serialization.load_pem_private_key(settings.token_signing_key.encode(), password=None)
         self._kid = key_id(self._private_key.public_key())
+        self.public_jwk = public_jwk(self._private_key.public_key())
         self.issuer = settings.token_issuer
         self.audience = settings.token_audience
         self.ttl = settings.access_token_ttl_seconds

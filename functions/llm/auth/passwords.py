@@ -6,6 +6,10 @@ import functools
 import hashlib
 import hmac
 import os
+import sys
+import threading
+
+from shared.errors import ApiError
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB per hash
 
@@ -37,3 +41,48 @@ def verify_password(password: str, stored: str | None) -> bool:
 def _dummy_hash() -> str:
     """Made on first use, not at import: an scrypt hash costs ~80 ms of cold start."""
     return hash_password(os.urandom(8).hex())
+
+
+class PasswordHasher:
+    """Runs scrypt (tens of ms of CPU, GIL released) on worker threads, so a flood of logins cannot pin the
+    worker's event loop; at most `threads + queue_size` hashes are in flight or waiting, beyond that a request is
+    refused at once with 503 rather than queueing without bound."""
+
+    def __init__(self, *, threads: int, queue_size: int):
+        self.capacity = max(1, threads) + max(0, queue_size)
+        self._threads = max(1, threads)
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._pool = None
+
+    def _submit(self, job):
+        if self._pool is None:
+            if "gevent" in sys.modules and sys.modules["gevent"].monkey.is_module_patched("threading"):
+                from gevent.threadpool import ThreadPool  # gunicorn's gevent worker: the loop keeps running
+
+                self._pool = ThreadPool(self._threads)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="password-hash")
+        if hasattr(self._pool, "spawn"):
+            return self._pool.spawn(job).get()
+        return self._pool.submit(job).result()
+
+    def run(self, job):
+        with self._lock:
+            if self._pending >= self.capacity:
+                raise ApiError("too many logins in progress, retry shortly", status=503,
+                               code="password_hashing_busy", headers={"Retry-After": "1"})
+            self._pending += 1
+        try:
+            return self._submit(job)
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def hash(self, password: str) -> str:
+        return self.run(functools.partial(hash_password, password))
+
+    def verify(self, password: str, stored: str | None) -> bool:
+        return self.run(functools.partial(verify_password, password, stored))

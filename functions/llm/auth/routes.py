@@ -6,7 +6,8 @@ from flask import Blueprint, jsonify, redirect, request
 from shared.auth import authenticated, current_principal
 from shared.auth.principal import credential_from
 from shared.body import int_field, json_object, string_field
-from shared.errors import BadRequest, Unauthorized
+from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.ratelimit import client_address
 from functions.llm.auth.accounts import me_body, valid_email
 from functions.llm.services import services
 
@@ -15,24 +16,41 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 REFRESH_COOKIE = "refresh_token"
 
 
+# Lax: Jan's browser clients are same-site with the API, and no other site's page gets the cookie sent along
+# with its requests (only top-level GET navigations carry it, and no GET here acts on it).
+COOKIE_SAMESITE = "Lax"
+
+
 def _with_refresh_cookie(response, refresh_token: str, max_age: int):
     response.set_cookie(REFRESH_COOKIE, refresh_token, max_age=max_age, httponly=True, secure=True,
-                        samesite="None", path="/")
+                        samesite=COOKIE_SAMESITE, path="/")
     return response
 
 
+def _bearer_refresh_token() -> str | None:
+    credential = credential_from(request)
+    if credential and credential[0] == "bearer" and credential[1].startswith("rt_"):
+        return credential[1]
+    return None
+
+
 def _refresh_token_from_request(body: dict) -> str | None:
-    """Jan's order: body, then cookie, then the Authorization header."""
+    """Jan's order: body, then cookie, then the Authorization header. A token taken from the cookie is only
+    accepted from an allowed Origin (or from a client that sends none: browsers send one on every POST)."""
     token = body.get("refresh_token")
     if isinstance(token, str) and token.strip():
         return token.strip()
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
+        _require_cookie_origin()
         return token
-    credential = credential_from(request)
-    if credential and credential[0] == "bearer" and credential[1].startswith("rt_"):
-        return credential[1]
-    return None
+    return _bearer_refresh_token()
+
+
+def _require_cookie_origin() -> None:
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in services().cookie_origins:
+        raise Forbidden("this origin may not use the refresh token cookie", code="origin_not_allowed")
 
 
 @bp.post("/guest-login")
@@ -58,9 +76,14 @@ def refresh_token():
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
-    """End the session named by the refresh token (cookie, body) or by the bearer access token."""
-    body = json_object(optional=True) if request.method == "POST" and request.content_length else {}
-    token = _refresh_token_from_request(body)
+    """End the session named by the refresh token (body, cookie) or by the bearer access token. GET acts on the
+    Authorization header only: a link on another site must not end a session or clear the cookie."""
+    if request.method == "GET":
+        if credential_from(request) is None:
+            return {"status": "logged out"}
+        token = _bearer_refresh_token()
+    else:
+        token = _refresh_token_from_request(json_object(optional=True) if request.content_length else {})
     if token:
         services().sessions.revoke_by_refresh_token(token, "logout")
     else:
@@ -73,7 +96,7 @@ def logout():
             if verified is not None and verified.own and isinstance(verified.claims.get("sid"), str):
                 services().sessions.revoke_session(verified.claims["sid"], "logout")
     response = jsonify(status="logged out")
-    response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite="None")
+    response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite=COOKIE_SAMESITE)
     return response
 
 
@@ -109,7 +132,8 @@ def login():
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required", param="password")
-    user, pair = services().accounts.login(email, password)
+    user, pair = services().accounts.login(email, password,
+                                           client_address(request, services().settings.client_address_header))
     response = jsonify({"user_id": user.public_id, "username": user.username, "principal_id": user.public_id,
                         **pair.body()})
     return _with_refresh_cookie(response, pair.refresh_token, services().settings.refresh_token_ttl_seconds)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 
-from shared.times import utcnow as _now
+from shared.times import rfc3339, utcnow as _now
 from shared.db import Database
 from shared.errors import Unauthorized
 from shared.schema import auth_sessions, refresh_tokens, users
@@ -31,12 +31,12 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    expires_at: int
+    expires_at: dt.datetime
     session_id: str
 
     def body(self) -> dict:
         return {"access_token": self.access_token, "refresh_token": self.refresh_token, "token_type": "Bearer",
-                "expires_in": self.expires_in, "expires_at": self.expires_at}
+                "expires_in": self.expires_in, "expires_at": rfc3339(self.expires_at)}
 
 
 class SessionService:
@@ -55,7 +55,8 @@ class SessionService:
         access = self.issuer.access_token(subject=user.subject, session_id=session_id, username=user.username,
                                           email=user.email, role=user.role)
         return TokenPair(access_token=access, refresh_token=refresh_token, expires_in=self.issuer.ttl,
-                         expires_at=int(_now().timestamp()) + self.issuer.ttl, session_id=session_id)
+                         expires_at=_now().replace(microsecond=0) + dt.timedelta(seconds=self.issuer.ttl),
+                         session_id=session_id)
 
     def start(self, conn, user) -> TokenPair:
         """Open a session for `user` (a row with id, subject, username, email, role) inside the caller's transaction."""

@@ -14,6 +14,7 @@ from shared import sse
 from shared.auth.principal import Principal
 from shared.errors import ApiError, UpstreamError
 from shared.inference import InferenceClient
+from functions.llm.chat.context import DEFAULT_CONTEXT_LENGTH, fit_to_context, output_reserve
 from functions.llm.chat.protocol import ChatRequest
 from functions.llm.chat.relay import Reply, SseRelay
 from functions.llm.conversations.content import chat_content_from_message, normalise_content, text_of_content
@@ -39,6 +40,7 @@ class PreparedChat:
     payload: dict
     conversation: object | None  # conversations row, when the exchange is persisted or history prepended
     started: float
+    trimmed: bool = False  # the oldest turns were dropped to fit the model's context (Jan's `trimmed: true`)
 
 
 @dataclass
@@ -78,6 +80,9 @@ class ChatService:
             {**message, "content": chat_content_from_message(message.get("content"))} for message in request.messages
         ]
         payload = dict(request.body)
+        context_length = route.context_length or DEFAULT_CONTEXT_LENGTH
+        messages, trimmed = fit_to_context(messages, context_length=context_length,
+                                           reserve=output_reserve(payload, context_length))
         payload["model"] = route.upstream_model
         payload["messages"] = messages
         if not payload.get("tools"):
@@ -86,7 +91,7 @@ class ChatService:
             payload["stream"] = True
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         return PreparedChat(principal=principal, request=request, route=route, payload=payload,
-                            conversation=conversation, started=started)
+                            conversation=conversation, started=started, trimmed=trimmed)
 
     # Non-streaming ---------------------------------------------------------------------------------------
 
@@ -103,6 +108,8 @@ class ChatService:
         self._persist(prepared, reply, "completed", None)
         if prepared.conversation is not None:
             body["conversation"] = {"id": prepared.conversation.public_id, "title": self._title(prepared, reply)}
+        if prepared.trimmed:
+            body["trimmed"] = True
         return ChatOutcome(body=body, upstream_ms=upstream_ms, usage=self._usage(prepared, reply, "completed", None))
 
     # Streaming -------------------------------------------------------------------------------------------

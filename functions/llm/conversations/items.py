@@ -8,7 +8,7 @@ from sqlalchemy import case, func, insert, select, update
 
 from shared import ids
 from shared.db import Database
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, NotFound
 from shared.pagination import Page, list_body
 from shared.schema import conversation_items, conversations
 from functions.llm.conversations.access import owned
@@ -112,17 +112,14 @@ class ItemStore:
         return {"branch": MAIN, "old_main_backup": backup, "branch_created": True, "deleted": True}
 
     def edit(self, user_id: int, conversation_id: str, item_id: str, content: list[dict]) -> dict:
-        """Jan's edit of a user message: a new branch with the active branch's items before it plus the edited
-        message becomes MAIN (the previous MAIN is kept as a backup). The model is not called; the client's next
-        chat request answers. An item no longer on the active branch (e.g. edited meanwhile) is a 409."""
+        """Jan's edit of a user message: a new branch with the items before it on the item's own branch (the
+        active one, or e.g. the backup an earlier edit left it on) plus the edited message becomes MAIN (the
+        previous MAIN is kept as a backup). The model is not called; the client's next chat request answers."""
         with self.db.transaction() as conn:
             conversation = owned(conn, user_id, conversation_id, lock=True)
             item = item_row(conn, conversation.id, item_id)
             if item.type != "message" or item.role != "user":
                 raise BadRequest("only user messages can be edited", param="item_id")
-            if item.branch != conversation.active_branch:
-                raise Conflict("item is not on the active branch (it may have been edited meanwhile)",
-                               code="item_not_on_active_branch")
             name = unique_branch_name(conn, conversation.id, "EDIT")
             fork(conn, conversation.id, item.branch, name, through_sequence=item.sequence_number - 1,
                  description="Edited message branch")

@@ -91,7 +91,9 @@ class ModelCatalog:
             .outerjoin(model_catalogs, model_catalogs.c.id == provider_models.c.model_catalog_id)
             .where(providers.c.active, providers.c.deleted_at.is_(None), provider_models.c.active,
                    func.coalesce(model_catalogs.c.active, True))
-            .order_by(provider_models.c.category_order_number, provider_models.c.model_order_number,
+            # Jan's order: by category, then by model, each with 0 ("unset") after every set number.
+            .order_by(provider_models.c.category_order_number == 0, provider_models.c.category_order_number,
+                      provider_models.c.model_order_number == 0, provider_models.c.model_order_number,
                       provider_models.c.id)
         ).all()
 

@@ -152,17 +152,29 @@ class ProviderService:
         return result
 
     def upsert_from_config(self, entry: dict) -> dict:
-        """Config-file bootstrap: create the provider by name, or update its URL, key and state."""
+        """Config-file bootstrap: create the provider by name, or update its URL, key and state. `context_length`
+        declares the context of every model the provider serves (a llama.cpp or vLLM server runs one)."""
+        entry = dict(entry)
+        context_length = entry.pop("context_length", None)
+        if context_length is not None and (not isinstance(context_length, int) or context_length <= 0):
+            raise BadRequest("context_length must be a positive integer", param="context_length")
         name = entry.get("name")
         with self.db.read() as conn:
             existing = conn.execute(select(providers.c.public_id).where(
                 providers.c.name == name, providers.c.deleted_at.is_(None))).scalar()
         if existing is None:
-            return self.register(entry)
-        update_body = {key: entry[key] for key in ("base_url", "url", "api_key", "active", "metadata", "category")
-                       if key in entry}
-        self.update(existing, update_body)
-        return {**self.get(existing), "models": self.sync(existing, raise_errors=False)}
+            result = self.register(entry)
+        else:
+            update_body = {key: entry[key] for key in ("base_url", "url", "api_key", "active", "metadata", "category")
+                           if key in entry}
+            self.update(existing, update_body)
+            result = {**self.get(existing), "models": self.sync(existing, raise_errors=False)}
+        if context_length is not None and result["models"]:
+            with self.db.transaction() as conn:
+                conn.execute(update(model_catalogs)
+                             .where(model_catalogs.c.public_id.in_([model["id"] for model in result["models"]]))
+                             .values(context_length=context_length))
+        return result
 
     def _metadata(self, body: dict) -> dict:
         metadata = body.get("metadata")

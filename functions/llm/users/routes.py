@@ -7,12 +7,11 @@ from shared.auth import authenticated, current_principal
 from shared.body import json_object
 from shared.errors import BadRequest
 from functions.llm.auth.accounts import me_body
+from functions.llm.auth.routes import COOKIE_SAMESITE, REFRESH_COOKIE
 from functions.llm.services import services
 from functions.llm.users.user_settings import SettingsPatch, validate_preferences
 
 bp = Blueprint("users", __name__, url_prefix="/v1/users")
-
-REFRESH_COOKIE = "refresh_token"
 
 
 @bp.get("/me")
@@ -76,5 +75,5 @@ def export():
 def delete_me():
     """Delete the calling account and everything it owns; its tokens and API keys stop working at once."""
     response = jsonify(services().account.delete(current_principal()))
-    response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite="None")
+    response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite=COOKIE_SAMESITE)
     return response
