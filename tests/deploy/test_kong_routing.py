@@ -1,6 +1,6 @@
-"""Through the dev gateway serving gateway/kong.yml: every function route (each function's Flask URL map) is
-reachable through Kong, internals (/metrics) through no Kong route, and every Kong route reaches a real function
-route. Broken fixtures (patches of kong.yml) must fail."""
+"""Through the dev gateway serving gateway/kong.yml: every route of every public function (each function's URL map)
+is reachable through Kong, internals (/metrics) through no Kong route under any prefix, and every Kong route
+reaches a real function route. Broken fixtures (patches of kong.yml) must fail."""
 from __future__ import annotations
 
 import importlib
@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from knative import render
+from shared import function_manifest
 from tests.deploy import cluster_env, kong_rules, routing
 from tests.deploy.broken import cases
 
@@ -30,11 +31,12 @@ def url_maps(prod_render, tmp_path_factory) -> dict:
     """Each function's URL map, from its app built with the environment its Knative Service gives it."""
     values = cluster_env.outside_values(DATABASE_URL)
     maps = {}
-    for function in render.function_names():
+    for function, manifest in function_manifest.all_manifests().items():
         service = render.knative_services(prod_render)[function]
         environment = cluster_env.environment(service, prod_render, values, tmp_path_factory.mktemp(function))
+        module, _, attribute = manifest.app.partition(":")
         with mock.patch.dict(os.environ, environment):
-            maps[function] = importlib.import_module(f"functions.{function}.main").app.url_map
+            maps[function] = routing.url_map_of(getattr(importlib.import_module(module), attribute))
     return maps
 
 
