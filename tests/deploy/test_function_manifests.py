@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from knative import functions, render
+from knative import functions, render, skaffold
 from shared import function_manifest
 
 PYPROJECT = render.REPO_ROOT / "pyproject.toml"
@@ -57,25 +57,24 @@ def test_a_changed_manifest_leaves_the_generated_files_out_of_date_until_written
     assert "autoscaling.knative.dev/max-scale: '7'" in (repo / "knative/base/functions/llm.yaml").read_text()
 
 
-def test_a_second_function_gets_its_service_artifact_and_dev_patches(repo):
-    folder = repo / "functions" / "mcp"
+def test_another_function_gets_its_service_artifact_and_dev_patches(repo):
+    folder = repo / "functions" / "scratch"
     folder.mkdir()
-    (folder / "function.toml").write_text('name = "mcp"\nport = 8091\nserver = "asgi"\napp = "functions.mcp.main:app"'
-                                          '\nextra = "mcp"\nvisibility = "public"\n')
+    (folder / "function.toml").write_text('name = "scratch"\nport = 8199\nserver = "asgi"\n'
+                                          'app = "functions.scratch.main:app"\nextra = "scratch"\nvisibility = "public"\n')
     functions.write(repo)
     assert functions.out_of_date(repo) == []
     services = render.knative_services(render.kustomize(repo / "knative" / "base"))
-    assert sorted(services) == ["llm", "mcp"]
-    mcp = services["mcp"]["spec"]["template"]["spec"]
-    assert mcp["containers"][0]["image"] == "jan-mcp"
-    assert "keys" not in {volume["name"] for volume in mcp["volumes"]}, "only the manifest's keys are mounted"
-    from knative import skaffold
+    assert sorted(services) == render.function_names(repo) and "scratch" in services
+    scratch = services["scratch"]["spec"]["template"]["spec"]
+    assert scratch["containers"][0]["image"] == "jan-scratch"
+    assert "keys" not in {volume["name"] for volume in scratch["volumes"]}, "only the manifest's keys are mounted"
     config = skaffold.load(repo / "skaffold.yaml")
     dev = {a["image"]: a for a in skaffold.artifacts(skaffold.resolve(config, [], "dev"))}
-    assert dev["jan-mcp"]["docker"] == {"dockerfile": "Dockerfile", "target": "function-dev",
-                                        "buildArgs": {"FUNCTION": "mcp", "EXTRAS": "mcp,asgi"}}
-    assert {"src": "functions/mcp/**/*.py", "dest": "."} in dev["jan-mcp"]["sync"]["manual"]
-    assert dev["jan-llm"]["docker"]["target"] == "function-dev"
+    assert dev["jan-scratch"]["docker"] == {"dockerfile": "Dockerfile", "target": "function-dev",
+                                            "buildArgs": {"FUNCTION": "scratch", "EXTRAS": "scratch,asgi"}}
+    assert {"src": "functions/scratch/**/*.py", "dest": "."} in dev["jan-scratch"]["sync"]["manual"]
+    assert all(dev[f"jan-{name}"]["docker"]["target"] == "function-dev" for name in render.function_names(repo))
 
 
 def test_a_service_file_without_a_manifest_is_reported(repo):
