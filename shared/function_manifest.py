@@ -80,7 +80,7 @@ class FunctionManifest:
             return ["gunicorn", "--config", "python:shared.gunicorn_conf", self.app]
         return ["uvicorn", "--host", environ.get("HOST", "0.0.0.0"), "--port", environ.get("PORT", "8080"),
                 # Knative sends SIGTERM and waits: drain in-flight requests first, as gunicorn's graceful_timeout.
-                "--timeout-graceful-shutdown", environ.get("GRACEFUL_TIMEOUT", "30"),
+                "--timeout-graceful-shutdown", environ.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "30"),
                 "--no-access-log", "--log-level", environ.get("LOG_LEVEL", "info").lower(), self.app]
 
 
