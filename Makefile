@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-# Every function's dependency group (from functions/*/function.toml), plus the tooling's.
-EXTRAS := $(shell $(PYTHON_BOOT) -m shared.function_manifest extras),otel,migrations,local,test
+# Every function's dependency group (from functions/*/function.toml), the ASGI server, and the tooling's.
+EXTRAS := $(shell $(PYTHON_BOOT) -m shared.function_manifest extras),asgi,otel,migrations,local,test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 REGISTRY ?=

@@ -34,6 +34,7 @@ _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")
 
 _STARLETTE_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
 _CONVERTERS = {None: "", "str": "", "path": "path:", "int": "int:", "float": "float:", "uuid": "uuid:"}
+_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def url_map_of(app) -> Map:
@@ -56,8 +57,8 @@ def _starlette_rules(routes, prefix: str):
         if getattr(route, "routes", None):  # a Mount of routes
             yield from _starlette_rules(route.routes, path)
         elif hasattr(route, "app") and not hasattr(route, "endpoint"):  # a Mount of a whole app
-            yield Rule(path or "/", endpoint=name)
-            yield Rule(f"{path}/<path:rest>", endpoint=name)
+            yield Rule(path or "/", endpoint=name, methods=_ANY_METHOD)
+            yield Rule(f"{path}/<path:rest>", endpoint=name, methods=_ANY_METHOD)
         elif getattr(route, "methods", None):
             yield Rule(path, endpoint=name, methods=sorted(route.methods))
 

@@ -54,3 +54,30 @@ def test_kong_routes_and_function_routes_meet(tmp_path, url_maps):
 def test_broken_routing_is_caught(tmp_path, url_maps, broken):
     problems = check(broken.applied_to(kong_rules.load()), tmp_path, url_maps)
     assert any(problem.startswith(broken.expect) for problem in problems), problems
+
+
+def test_an_asgi_functions_starlette_routes_become_its_url_map():
+    """The routing check reads an ASGI function's routes from its Starlette app, through middleware."""
+    from starlette.applications import Starlette
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    async def endpoint(request):
+        return JSONResponse({})
+
+    async def raw_app(scope, receive, send):
+        pass
+
+    app = CORSMiddleware(Starlette(routes=[
+        Route("/healthz", endpoint, name="healthz"),
+        Route("/v1/things/{thing_id}", endpoint, methods=["GET", "DELETE"], name="thing"),
+        Mount("/v1/files", routes=[Route("/{path:path}", endpoint, methods=["PUT"], name="file")]),
+        Mount("/mcp", app=raw_app, name="mcp"),
+    ]), allow_origins=["*"])
+    adapter = routing.url_map_of(app).bind("function.local")
+    assert adapter.match("/healthz", "GET")[0] == "healthz"
+    assert adapter.match("/v1/things/t1", "DELETE") == ("thing", {"thing_id": "t1"})
+    assert adapter.match("/v1/files/a/b.txt", "PUT") == ("file", {"path": "a/b.txt"})
+    assert adapter.match("/mcp/session", "POST")[0] == "mcp"
+    assert [r.endpoint for r in routing.function_routes("demo", routing.url_map_of(app))][:2] == ["healthz", "thing"]
