@@ -84,10 +84,11 @@ class FunctionManifest:
                 "--no-access-log", "--log-level", environ.get("LOG_LEVEL", "info").lower(), self.app]
 
 
-_OPTIONAL = {f.name: f for f in fields(FunctionManifest) if f.name != "folder"}
-# TOML's type per key (the annotations are strings here: `from __future__ import annotations`).
-_KINDS = {name: {"int": int, "str": str}.get(f.type, list) for name, f in _OPTIONAL.items()}
 REQUIRED = ("name", "port", "server", "app", "extra", "visibility")
+# Every key a manifest may hold, with its TOML type (the annotations are strings: `from __future__ import
+# annotations`); the lists are lists of strings.
+_KINDS = {f.name: {"int": int, "str": str}.get(f.type, list) for f in fields(FunctionManifest) if f.name != "folder"}
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list of strings"}
 
 
 def load(path: Path) -> FunctionManifest:
@@ -96,17 +97,18 @@ def load(path: Path) -> FunctionManifest:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(f"{path}: not valid TOML: {error}") from None
-    where = f"{path}"
+    where = str(path)
     missing = [key for key in REQUIRED if key not in raw]
     if missing:
         raise ManifestError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - set(_OPTIONAL))
+    unknown = sorted(set(raw) - set(_KINDS))
     if unknown:
-        raise ManifestError(f"{where}: unknown keys {', '.join(unknown)} (known: {', '.join(_OPTIONAL)})")
+        raise ManifestError(f"{where}: unknown keys {', '.join(unknown)} (known: {', '.join(_KINDS)})")
     for key, value in raw.items():
         kind = _KINDS[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ManifestError(f"{where}: {key} must be {'an integer' if kind is int else 'a ' + kind.__name__}")
+        strings_only = not isinstance(value, list) or all(isinstance(item, str) for item in value)
+        if not isinstance(value, kind) or isinstance(value, bool) or not strings_only:
+            raise ManifestError(f"{where}: {key} must be {_KIND_NAMES[kind]}")
     name = raw["name"]
     if name != path.parent.name:
         raise ManifestError(f"{where}: name {name!r} must be the folder's name {path.parent.name!r}")
@@ -123,6 +125,8 @@ def load(path: Path) -> FunctionManifest:
     unknown_keys = sorted(set(raw.get("keys", [])) - set(KEY_FILES))
     if unknown_keys:
         raise ManifestError(f"{where}: keys {unknown_keys} unknown (known: {', '.join(KEY_FILES)})")
+    if any(not public_path.startswith("/") for public_path in raw.get("streaming_paths", [])):
+        raise ManifestError(f"{where}: streaming_paths are public paths, each starting with /")
     lists = {key: tuple(raw[key]) for key, kind in _KINDS.items() if kind is list and key in raw}
     return FunctionManifest(**{**raw, **lists}, folder=path.parent)
 

@@ -99,6 +99,10 @@ def test_a_service_file_without_a_manifest_is_reported(repo):
      'visibility = "private"\n', "visibility must be one of public, internal"),
     ('name = "llm"\nport = 8080\nserver = "wsgi"\napp = "functions.llm.main:app"\nextra = "llm"\n'
      'visibility = "public"\nkeys = ["root-password"]\n', "keys ['root-password'] unknown"),
+    ('name = "llm"\nport = 8080\nserver = "wsgi"\napp = "functions.llm.main:app"\nextra = "llm"\n'
+     'visibility = "public"\nstreaming_paths = [1]\n', "streaming_paths must be a list of strings"),
+    ('name = "llm"\nport = 8080\nserver = "wsgi"\napp = "functions.llm.main:app"\nextra = "llm"\n'
+     'visibility = "public"\nstreaming_paths = ["v1/x"]\n', "each starting with /"),
 ])
 def test_a_wrong_manifest_is_refused_naming_the_problem(tmp_path, text, message):
     path = tmp_path / "functions" / "llm" / "function.toml"
