@@ -53,7 +53,8 @@ def _starlette_rules(routes, prefix: str):
     for route in routes:
         path = prefix + _STARLETTE_PARAMETER.sub(
             lambda m: f"<{_CONVERTERS.get(m.group(2), '')}{m.group(1)}>", getattr(route, "path", ""))
-        name = getattr(route, "name", None) or path
+        # Starlette names a route after its endpoint function, which several routes may share: add the path.
+        name = f"{getattr(route, 'name', None) or ''} {path}".strip()
         if getattr(route, "routes", None):  # a Mount of routes
             yield from _starlette_rules(route.routes, path)
         elif hasattr(route, "app") and not hasattr(route, "endpoint"):  # a Mount of a whole app

@@ -76,8 +76,9 @@ def test_an_asgi_functions_starlette_routes_become_its_url_map():
         Mount("/mcp", app=raw_app, name="mcp"),
     ]), allow_origins=["*"])
     adapter = routing.url_map_of(app).bind("function.local")
-    assert adapter.match("/healthz", "GET")[0] == "healthz"
-    assert adapter.match("/v1/things/t1", "DELETE") == ("thing", {"thing_id": "t1"})
-    assert adapter.match("/v1/files/a/b.txt", "PUT") == ("file", {"path": "a/b.txt"})
-    assert adapter.match("/mcp/session", "POST")[0] == "mcp"
-    assert [r.endpoint for r in routing.function_routes("demo", routing.url_map_of(app))][:2] == ["healthz", "thing"]
+    assert adapter.match("/healthz", "GET")[0] == "healthz /healthz"
+    assert adapter.match("/v1/things/t1", "DELETE") == ("thing /v1/things/<thing_id>", {"thing_id": "t1"})
+    assert adapter.match("/v1/files/a/b.txt", "PUT") == ("file /v1/files/<path:path>", {"path": "a/b.txt"})
+    assert adapter.match("/mcp/session", "POST")[0] == "mcp /mcp"
+    paths = [route.path for route in routing.function_routes("demo", routing.url_map_of(app))]
+    assert paths[:2] == ["/healthz", "/v1/things/sample"]

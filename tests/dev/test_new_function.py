@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dev import stack
+from dev import new_function, stack
 
 COPIED = ("functions", "shared", "knative", "gateway", "dev", "migrations", "tests", "skaffold.yaml",
           "pyproject.toml", "Dockerfile")
@@ -32,6 +32,7 @@ DEPLOY_CHECKS = [
     "tests/notes/test_notes.py",
 ]
 pytestmark = pytest.mark.timeout(600)
+NEXT_PORT = new_function.next_free_port(stack.PROJECT_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_it_writes_the_folder_manifest_routes_and_first_test(scaffolded):
                  "knative/base/functions/notes.yaml"):
         assert (scaffolded / path).is_file(), path
     manifest = (scaffolded / "functions/notes/function.toml").read_text()
-    assert "port = 8081\n" in manifest, "the next free port above llm's 8080"
+    assert f"port = {NEXT_PORT}\n" in manifest, "the next free port above llm's 8080"
     kong = (scaffolded / "gateway/kong.yml").read_text()
-    assert "url: http://notes.jan.svc.cluster.local" in kong and "/llm/metrics, /notes/metrics]" in kong
+    assert "url: http://notes.jan.svc.cluster.local" in kong and ", /notes/metrics]" in kong
     assert "\nnotes = []\n" in (scaffolded / "pyproject.toml").read_text()
 
 
@@ -93,7 +94,7 @@ def free_port() -> int:
 
 def test_the_dev_stack_starts_it(scaffolded, tmp_path):
     listed = run(scaffolded, "-c", "from dev import stack; print(stack.available_functions())")
-    assert listed.stdout.strip() == "{'llm': 8080, 'notes': 8081}", listed.stderr
+    assert eval(listed.stdout) == {**stack.available_functions(), "notes": NEXT_PORT}, listed.stderr
     port = free_port()
     command = run(scaffolded, "-c", f"from dev import stack; print(repr(stack.function_command('notes', {port})))")
     keys = run(scaffolded, "-c", f"from dev import stack; print(repr(stack.dev_keys_env(__import__('pathlib').Path({str(tmp_path)!r}))))")
