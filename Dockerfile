@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image per function, carrying that function's code and dependency group and nothing else:
-#   docker build --target function --build-arg FUNCTION=llm -t jan-llm .
+#   docker build --target function --build-arg FUNCTION=llm --build-arg EXTRAS=llm -t jan-llm .
+# The build arguments come from functions/<name>/function.toml (skaffold.yaml's generated artifacts pass them).
 # Stages: function (production), function-dev (skaffold dev: writable code, auto-reload), migrate (the migration
 # Job). skaffold.yaml lists every image; `make images` builds the same list.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -39,14 +40,17 @@ COPY functions/__init__.py functions/
 COPY functions/${FUNCTION}/ functions/${FUNCTION}/
 USER 10001:10001
 EXPOSE 8080
-# exec: gunicorn becomes PID 1 and gets SIGTERM itself, and drains in-flight requests (graceful_timeout).
-CMD ["/bin/sh", "-c", "exec gunicorn --config python:shared.gunicorn_conf \"functions.${FUNCTION}.main:app\""]
+# The server the function's manifest declares (gunicorn or uvicorn), run inside this process: it is PID 1, gets
+# SIGTERM itself and drains in-flight requests.
+CMD ["python", "-m", "shared.serve"]
 
 FROM app AS function-dev
 USER root
 RUN chown -R app:app "$APP_HOME"
 USER 10001:10001
-ENV GUNICORN_CMD_ARGS="--reload"
+# Auto-reload on synced files: gunicorn reads GUNICORN_CMD_ARGS, uvicorn UVICORN_RELOAD.
+ENV GUNICORN_CMD_ARGS="--reload" \
+    UVICORN_RELOAD="true"
 
 FROM app AS migrate
 COPY migrations/ migrations/

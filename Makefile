@@ -3,14 +3,15 @@ SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-EXTRAS := llm,otel,migrations,local,test
+# Every function's dependency group (from functions/*/function.toml), the ASGI server, and the tooling's.
+EXTRAS := $(shell $(PYTHON_BOOT) -m shared.function_manifest extras),asgi,otel,migrations,local,test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 TARGET ?= prod-gpu
 
-.PHONY: help venv run test test-fast migrate admin model-server tools bench bench-conversations images deploy canary promote rollback
+.PHONY: help venv run test test-fast migrate admin new-function model-server tools bench bench-conversations images deploy canary promote rollback
 
 help:
 	@echo "make run      the whole platform on http://localhost:8000 (embedded PostgreSQL, local model, gateway)"
@@ -18,6 +19,7 @@ help:
 	@echo "make migrate  apply migrations (DATABASE_URL, or the embedded database)"
 	@echo "make admin EMAIL=you@example.com   create or promote an admin and print a one-time admin API key"
 	@echo "make bench    benchmarks (results in docs/performance.md)"
+	@echo "make new-function NAME=notes [PORT=8092]   a new function's folder, manifest, Kong routes and first test"
 
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -54,6 +56,10 @@ migrate: venv
 admin: venv
 	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=you@example.com"; exit 2; }
 	$(PYTHON) -m dev.local_db admin "$(EMAIL)"
+
+new-function: venv
+	@test -n "$(NAME)" || { echo "usage: make new-function NAME=notes [PORT=8092]"; exit 2; }
+	$(PYTHON) -m dev.new_function "$(NAME)" $(if $(PORT),--port "$(PORT)")
 
 bench: venv
 	$(PYTHON) -m bench

@@ -1,7 +1,7 @@
 """Cold start of the llm function, and what its import costs.
 
-Cold start: spawn the exact image command (`python -m gunicorn --config python:shared.gunicorn_conf
-functions.llm.main:app`) and time, from just before the spawn, (a) the port accepting connections (gunicorn's
+Cold start: spawn the exact image command (`python -m shared.serve llm`, which runs `gunicorn --config
+python:shared.gunicorn_conf functions.llm.main:app` in the same process) and time, from just before the spawn, (a) the port accepting connections (gunicorn's
 master binds before its worker imports the app) and (b) the first authenticated `GET /v1/models` answered 200
 (the request waits in the listen backlog until the worker serves it, so this is not limited by polling). Also the
 next request on the same connection (the first warm one) is timed. Then the process is stopped and the next run

@@ -23,9 +23,9 @@ UPSTREAM_MODEL = "test-model"
 PROVIDER_NAME = "bench"
 MODEL_ID = f"{PROVIDER_NAME}/{UPSTREAM_MODEL}"  # canonical id the function gives the double's model
 
-# The exact container command of every WSGI function (knative/ and dev.stack use the same).
-FUNCTION_ARGV = [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf",
-                 "functions.llm.main:app"]
+# The exact container command of the llm function (the Dockerfile's CMD with FUNCTION=llm): the launcher runs the
+# server its function.toml declares (gunicorn) in the same process.
+FUNCTION_ARGV = [sys.executable, "-m", "shared.serve", "llm"]
 
 
 class SetupError(RuntimeError):

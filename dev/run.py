@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_stack(supervisor: Supervisor, args: argparse.Namespace, began: float) -> None:
     functions = stack.available_functions()
     if not functions:
-        raise stack.StartupError("no function to run: none of functions/<name>/main.py exists")
+        raise stack.StartupError("no function to run: no functions/<name>/function.toml exists")
     provider_url = stack.local_provider_url()
     providers_file = os.environ.get("PROVIDERS_FILE")
     run_model = not args.no_model and not providers_file and provider_url == stack.DEFAULT_LOCAL_PROVIDER_URL
@@ -71,8 +71,10 @@ def run_stack(supervisor: Supervisor, args: argparse.Namespace, began: float) ->
     root = str(stack.PROJECT_ROOT)
     model = supervisor.start("model", model_server.command(), env, root) if run_model else None
     for name, port in functions.items():
-        supervisor.start(name, stack.function_command(name), stack.function_env(port, env), root)
-    upstreams = {name: stack.local_url(port) for name, port in functions.items()}
+        supervisor.start(name, stack.function_command(name, port), stack.function_env(port, env), root)
+    # The gateway reaches the public functions; internal ones are called by the other functions only.
+    public = stack.public_functions()
+    upstreams = {name: stack.local_url(port) for name, port in functions.items() if name in public}
     supervisor.start("gateway", stack.gateway_command(upstreams, stack.GATEWAY_PORT), env, root)
 
     if model is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from dev import model_server
+from shared import function_manifest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -24,11 +25,6 @@ LOCAL_PROVIDER_NAME = "local"
 DEFAULT_LOCAL_PROVIDER_URL = model_server.base_url()
 GATEWAY_PORT = 8000
 
-# Every function the local stack can run, with its port (Jan's). One line per function; a function whose
-# functions/<name>/main.py does not exist yet is skipped.
-FUNCTION_PORTS = {
-    "llm": 8080,
-}
 
 
 class StartupError(RuntimeError):
@@ -36,11 +32,19 @@ class StartupError(RuntimeError):
 
 
 def available_functions(root: Path = PROJECT_ROOT) -> dict[str, int]:
-    return {name: port for name, port in FUNCTION_PORTS.items() if (root / "functions" / name / "main.py").exists()}
+    """Every function the local stack runs, with its port (Jan's): each functions/<name>/function.toml."""
+    return {name: manifest.port for name, manifest in function_manifest.all_manifests(root).items()}
 
 
-def function_command(name: str) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf", f"functions.{name}.main:app"]
+def public_functions(root: Path = PROJECT_ROOT) -> set[str]:
+    """The functions the gateway routes to (the rest are called only by other functions)."""
+    return {name for name, manifest in function_manifest.all_manifests(root).items() if manifest.public}
+
+
+def function_command(name: str, port: int) -> list[str]:
+    """The server its manifest declares (gunicorn or uvicorn), as the image's launcher runs it."""
+    manifest = function_manifest.function(name, PROJECT_ROOT)
+    return [sys.executable, "-m", *manifest.server_argv(function_env(port, {}))]
 
 
 def function_env(port: int, stack_env: dict[str, str]) -> dict[str, str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from shared import function_manifest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNATIVE_SERVICE_API = "serving.knative.dev/v1"
 
@@ -18,8 +20,8 @@ class RenderError(RuntimeError):
 
 
 def function_names(repo: Path = REPO_ROOT) -> list[str]:
-    """Every function of the platform: the folders functions/<name>/ with a main.py."""
-    return sorted(path.parent.name for path in (repo / "functions").glob("*/main.py"))
+    """Every function of the platform: the folders functions/<name>/ with a function.toml."""
+    return sorted(function_manifest.all_manifests(repo))
 
 
 def target_names(repo: Path = REPO_ROOT) -> list[str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 FUNCTION_STAGE = "function"
+# shared/serve.py: runs functions/$FUNCTION/function.toml's server in its own process.
+LAUNCHER = ["python", "-m", "shared.serve"]
 # The base image's Python: 3.11, able to create a venv with pip.
 PYTHON_PROBE = "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)"
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -129,12 +131,9 @@ def rule_problems(dockerfile: Dockerfile, text: str) -> list[str]:
         user = dockerfile.effective(target, "USER")
         if user is None or user.arguments.split(":")[0] in {"root", "0"}:
             found.append(f"non-root: stage {target} runs as root")
-    command = " ".join(dockerfile.command(FUNCTION_STAGE))
-    if "exec gunicorn --config python:shared.gunicorn_conf" not in command:
-        found.append("entrypoint: the command must `exec gunicorn --config python:shared.gunicorn_conf` (exec: "
-                     "gunicorn is PID 1 and drains on SIGTERM)")
-    if 'functions.${FUNCTION}.main:app' not in command:
-        found.append("entrypoint: the command must serve functions.${FUNCTION}.main:app")
+    if dockerfile.command(FUNCTION_STAGE) != LAUNCHER:
+        found.append(f"entrypoint: the command must be {json.dumps(LAUNCHER)} in exec form (the server its manifest "
+                     "declares runs as PID 1 and drains on SIGTERM; a shell in between swallows it)")
     installs = [i.arguments for i in dockerfile.stages.get("dependencies", Stage("", "", [])).instructions
                 if i.keyword == "RUN" and "pip install" in i.arguments]
     extras = [i.arguments for i in dockerfile.stages.get("dependencies", Stage("", "", [])).instructions

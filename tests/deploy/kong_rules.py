@@ -14,17 +14,17 @@ from gateway.kongconfig import ConfigError, parse as parse_kong
 from gateway.plugins import PluginConfigError
 from gateway.routing import RouteTable
 from knative import render
+from shared import function_manifest
 
 KONG_FILE = render.REPO_ROOT / "gateway" / "kong.yml"
-# Per function, the public paths whose responses stream (SSE): every route that can carry them must not buffer.
-STREAMING_PATHS = {
-    "llm": ("/v1/chat/completions", "/llm/v1/chat/completions"),
-}
-# Internals every function serves on its port that Kong must not route.
-INTERNAL_PATHS = ("/metrics", "/version", "/openapi.json", "/internal")
+INTERNAL_PATHS = function_manifest.INTERNAL_PATHS
 # Logins and token refreshes: a route of their own with a limit tighter than their service's.
 AUTH_SESSION_PATHS = ("/auth/login", "/auth/guest-login", "/auth/refresh-token")
 VAULT_ENV_REFERENCE = re.compile(r"^\{vault://env/([a-z0-9-]+)\}$")
+
+
+def is_internal(path: str) -> bool:
+    return any(path == internal or path.startswith(internal + "/") for internal in INTERNAL_PATHS)
 REQUIRED_GLOBAL_PLUGINS = {"rate-limiting", "cors", "request-size-limiting"}
 # Functions authenticate every request themselves: Kong neither consumes credentials nor sets identity headers.
 FORBIDDEN_PLUGINS = {"key-auth", "jwt", "basic-auth", "hmac-auth", "oauth2", "openid-connect", "ldap-auth", "acl",
@@ -174,6 +174,8 @@ def _rate_limit_scope_problems(config: dict) -> list[str]:
             if match is None:
                 continue
             service_name, route = by_name[match.route.name]
+            if not _reaches_issuer(services[service_name]):
+                continue  # only the token issuer serves /auth; elsewhere the path reaches nothing
             limits = _rate_limit(route.get("plugins"))
             service_limits = _rate_limit(services[service_name].get("plugins")) or {}
             tighter = limits is not None and all(
@@ -192,10 +194,15 @@ def _rate_limit(plugins_list) -> dict | None:
 def _upstream_problems(config: dict, renders: dict[str, list[dict]]) -> list[str]:
     found = []
     targeted = set()
+    manifests = function_manifest.all_manifests(render.REPO_ROOT)
     for service in config.get("services") or []:
         host = urlsplit(service.get("url", "")).hostname or service.get("host", "")
         function = host.split(".")[0]
-        targeted.add(function)
+        if service.get("routes"):
+            targeted.add(function)
+        if function in manifests and not manifests[function].public:
+            found.append(f"upstream: service {service['name']} routes to {function}, which its function.toml "
+                         "declares internal (cluster-local only, no Kong route)")
         for target, documents in renders.items():
             knative = render.knative_services(documents).get(function)
             namespace = knative["metadata"].get("namespace") if knative else None
@@ -208,21 +215,23 @@ def _upstream_problems(config: dict, renders: dict[str, list[dict]]) -> list[str
                 if service.get(timeout, 60000) < first_byte:
                     found.append(f"timeouts: service {service['name']} {timeout} {service.get(timeout, 60000)} ms "
                                  f"is shorter than the function's responseStartTimeoutSeconds ({first_byte} ms)")
-    for function in sorted(set(render.function_names()) - targeted):
-        found.append(f"upstream: function {function} has no Kong service")
+    public = {name for name, manifest in manifests.items() if manifest.public}
+    for function in sorted(public - targeted):
+        found.append(f"upstream: public function {function} has no Kong service with a route in gateway/kong.yml "
+                     f"(add its routes, or declare it visibility = \"internal\")")
     return found
 
 
 def _streaming_problems(config: dict) -> list[str]:
-    found = [f"streaming: declare function {function}'s streaming paths in STREAMING_PATHS (none is a choice)"
-             for function in sorted(set(render.function_names()) - set(STREAMING_PATHS))]
-    for path in (path for paths in STREAMING_PATHS.values() for path in paths):
-        for _service, route in routes(config):
-            if any(path.startswith(prefix) for prefix in route.get("paths") or []):
-                for setting in ("response_buffering", "request_buffering"):
-                    if route.get(setting, True) is not False:
-                        found.append(f"streaming: route {route.get('name')} can carry {path}; it needs "
-                                     f"{setting}: false")
+    found = []
+    for manifest in function_manifest.all_manifests(render.REPO_ROOT).values():
+        for path in manifest.streaming_paths:
+            for _service, route in routes(config):
+                if any(path.startswith(prefix) for prefix in route.get("paths") or []):
+                    for setting in ("response_buffering", "request_buffering"):
+                        if route.get(setting, True) is not False:
+                            found.append(f"streaming: route {route.get('name')} can carry {path}; it needs "
+                                         f"{setting}: false ({manifest.name}'s streaming_paths)")
     return found
 
 
@@ -238,10 +247,11 @@ def _internal_path_problems(config: dict) -> list[str]:
         route.get("name") for _service, route in routes(config)
         if any(plugin["name"] == "request-termination" for plugin in route.get("plugins") or [])
     }
+    # The root, every prefix Kong strips, and every function's own prefix (/llm, /mcp, ...) as Jan's clients use it.
     prefixes = {""} | {
         prefix for _service, route in routes(config) if route.get("strip_path", True)
         for prefix in route.get("paths") or []
-    }
+    } | {f"/{function}" for function in render.function_names()}
     for internal in INTERNAL_PATHS:
         for prefix in sorted(prefixes):
             path = prefix.rstrip("/") + internal
@@ -283,3 +293,9 @@ def _service_answers(documents: list[dict], host: str | None, port: int) -> bool
     if service["spec"].get("type") == "ExternalName":
         return True
     return port in {entry.get("port") for entry in service["spec"].get("ports") or []}
+
+
+def _reaches_issuer(service: dict) -> bool:
+    host = urlsplit(service.get("url", "")).hostname or ""
+    issuers = {m.name for m in function_manifest.all_manifests(render.REPO_ROOT).values() if m.issuer}
+    return host.split(".", 1)[0] in issuers

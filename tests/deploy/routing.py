@@ -1,6 +1,7 @@
 """Kong's routes against the functions' real routes, through the dev gateway (which serves gateway/kong.yml as Kong
-does): for each function, a stand-in upstream matches every request against the function's Flask URL map and
-answers with the endpoint it reached, so a request shows exactly which function route a public path lands on."""
+does): for each function, a stand-in upstream matches every request against the function's URL map (Flask's, or
+one built from a Starlette app's routes for an ASGI function) and answers with the endpoint it reached, so a
+request shows exactly which function route a public path lands on."""
 from __future__ import annotations
 
 import json
@@ -18,18 +19,49 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from gateway.kongconfig import parse as parse_kong
 from gateway.routing import RouteTable
 from knative import render
+from shared import function_manifest
 from tests.deploy import kong_rules
 
-INTERNAL_ENDPOINTS = {"prometheus_metrics", "health.version", "health.openapi", "internal_auth.mint_delegation_token",
-                      "internal_jobs.run_job"}
 SAMPLE_VALUES = {"int": "1", "float": "1.5", "uuid": str(uuid.UUID(int=1)), "path": "sample/id"}
 _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")
+
+
+_STARLETTE_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
+_CONVERTERS = {None: "", "str": "", "path": "path:", "int": "int:", "float": "float:", "uuid": "uuid:"}
+_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def url_map_of(app) -> Map:
+    """The app's routes as a werkzeug URL map: Flask's own, or a Starlette app's (through any middleware that
+    keeps the wrapped app as `.app`) translated rule by rule."""
+    for _depth in range(10):
+        if hasattr(app, "url_map"):
+            return app.url_map
+        if hasattr(app, "routes"):
+            return Map(list(_starlette_rules(app.routes, "")), strict_slashes=False)
+        app = getattr(app, "app", None)
+    raise TypeError("the app is neither Flask nor Starlette: its routes cannot be listed for the routing check")
+
+
+def _starlette_rules(routes, prefix: str):
+    for route in routes:
+        path = prefix + _STARLETTE_PARAMETER.sub(
+            lambda m: f"<{_CONVERTERS.get(m.group(2), '')}{m.group(1)}>", getattr(route, "path", ""))
+        # Starlette names a route after its endpoint function, which several routes may share: add the path.
+        name = f"{getattr(route, 'name', None) or ''} {path}".strip()
+        if getattr(route, "routes", None):  # a Mount of routes
+            yield from _starlette_rules(route.routes, path)
+        elif hasattr(route, "app") and not hasattr(route, "endpoint"):  # a Mount of a whole app
+            yield Rule(path or "/", endpoint=name, methods=_ANY_METHOD)
+            yield Rule(f"{path}/<path:rest>", endpoint=name, methods=_ANY_METHOD)
+        elif getattr(route, "methods", None):
+            yield Rule(path, endpoint=name, methods=sorted(route.methods))
 
 
 @dataclass(frozen=True)
@@ -164,10 +196,13 @@ def problems(config: dict, config_path: Path, url_maps: dict, port: int) -> list
     upstreams = {function: RecordingUpstream(function, url_map) for function, url_map in url_maps.items()}
     for upstream in upstreams.values():
         upstream.__enter__()
+    manifests = function_manifest.all_manifests(render.REPO_ROOT)
     try:
         with dev_gateway(config_path, {service_of_function.get(f, f): u.url for f, u in upstreams.items()},
                          port) as gateway:
             for function, url_map in url_maps.items():
+                if not manifests[function].public:
+                    continue  # no Kong route reaches it (kong_rules checks that none is declared)
                 for route in function_routes(function, url_map):
                     candidates = public_paths(route.path, service_of_function.get(function, ""), kong_routes)
                     hits = []
@@ -178,7 +213,7 @@ def problems(config: dict, config_path: Path, url_maps: dict, port: int) -> list
                             match = table.match(route.method, public)
                             if match is not None:
                                 reached.add(match.route.name)
-                    if route.endpoint in INTERNAL_ENDPOINTS:
+                    if kong_rules.is_internal(route.path):
                         found += [f"internal: {route.method} {public} reaches {function} {route.endpoint}"
                                   for public in hits]
                     elif not hits:

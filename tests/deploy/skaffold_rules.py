@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 
 from knative import deploy, render, skaffold
+from shared import function_manifest
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "skaffold-v4beta14.json"
 API_VERSION = "skaffold/v4beta14"
@@ -75,8 +76,8 @@ def _combination_problems(resolved: dict, target: str, documents: list[dict], wh
         found.append(f"artifact ({where}): {image} is not used by any manifest of {target}")
     for image in sorted(image for image in used if image and image.startswith("jan-") and image not in artifacts):
         found.append(f"artifact ({where}): {image} is used by {target} but no artifact builds it")
-    for function in render.function_names():
-        artifact = artifacts.get(f"jan-{function}")
+    for function, manifest in function_manifest.all_manifests(render.REPO_ROOT).items():
+        artifact = artifacts.get(manifest.image)
         if artifact is None:
             found.append(f"artifact ({where}): function {function} has no artifact jan-{function}")
             continue
@@ -85,6 +86,9 @@ def _combination_problems(resolved: dict, target: str, documents: list[dict], wh
                 (docker.get("buildArgs") or {}).get("FUNCTION") != function:
             found.append(f"artifact ({where}): jan-{function} must build Dockerfile target "
                          f"{'function-dev' if dev else 'function'} with FUNCTION={function}")
+        if (docker.get("buildArgs") or {}).get("EXTRAS") != manifest.build_args["EXTRAS"]:
+            found.append(f"artifact ({where}): jan-{function} must install EXTRAS={manifest.build_args['EXTRAS']} "
+                         f"(its function.toml), found {(docker.get('buildArgs') or {}).get('EXTRAS')}")
         if dev:
             sources = {rule.get("src") for rule in ((artifact.get("sync") or {}).get("manual") or [])}
             if not {"shared/**/*.py", f"functions/{function}/**/*.py"} <= sources:

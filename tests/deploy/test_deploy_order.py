@@ -57,7 +57,8 @@ def test_apply_migrates_between_the_platform_and_the_functions(cluster):
     commands = [call["argv"][0] for call in calls]
     first_apply = calls[commands.index("apply")]
     assert ("Deployment", "kong") in applied_kinds(first_apply) and ("Deployment", "vllm") in applied_kinds(first_apply)
-    assert not [k for k in applied_kinds(first_apply) if k[0] == "Job" or k == ("Service", "llm")]
+    assert not [k for k in applied_kinds(first_apply) if k[0] == "Job" or
+                (k[0] == "Service" and k[1] in render.function_names())]
 
     job_call = next(call for call in calls if call["argv"][0] == "create" and call["objects"][0]["kind"] == "Job")
     job = job_call["objects"][0]
@@ -66,9 +67,13 @@ def test_apply_migrates_between_the_platform_and_the_functions(cluster):
     functions_apply = [i for i, call in enumerate(calls) if call["argv"][0] == "apply" and
                        any(render.is_knative_service(item) for item in call["objects"])]
     assert len(functions_apply) == 1 and functions_apply[0] > calls.index(job_call)
-    llm = next(item for item in calls[functions_apply[0]]["objects"] if render.is_knative_service(item))
-    assert render.containers(llm)[0]["image"] == "registry.example/jan-llm:v1"
-    assert calls[-1]["argv"][:2] == ["wait", "ksvc/llm"]
+    services = {item["metadata"]["name"]: item for item in calls[functions_apply[0]]["objects"]
+                if render.is_knative_service(item)}
+    assert sorted(services) == render.function_names()
+    for name, service in services.items():
+        assert render.containers(service)[0]["image"] == f"registry.example/jan-{name}:v1"
+    waits = [call["argv"][:2] for call in calls[functions_apply[0] + 1:]]
+    assert waits == [["wait", f"ksvc/{name}"] for name in render.function_names()]
 
 
 def test_keys_are_created_once_and_the_jwks_matches_the_signing_key(cluster):

@@ -2,9 +2,12 @@
 fixtures (patches of the real kong.yml) must fail each."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
+from shared import function_manifest
 from tests.deploy import kong_rules
 from tests.deploy.broken import cases
 
@@ -29,3 +32,13 @@ def test_broken_kong_yml_fails_deck(tmp_path, broken):
 def test_broken_kong_yml_fails_our_checks(renders, broken):
     problems = kong_rules.problems(broken.applied_to(kong_rules.load()), renders)
     assert any(problem.startswith(broken.expect) for problem in problems), problems
+
+
+def test_an_internal_function_with_kong_routes_is_caught(renders, monkeypatch):
+    """A function its manifest declares internal (cluster-local only, as Jan's memory) must have no Kong service."""
+    manifests = function_manifest.all_manifests()
+    internal = {**manifests, "llm": dataclasses.replace(manifests["llm"], visibility="internal")}
+    monkeypatch.setattr(kong_rules.function_manifest, "all_manifests", lambda root=None: internal)
+    problems = kong_rules.problems(kong_rules.load(), renders)
+    assert "upstream: service llm routes to llm, which its function.toml declares internal (cluster-local only, " \
+           "no Kong route)" in problems, problems

@@ -14,7 +14,8 @@ STUB = str(Path(__file__).with_name("stub_service.py"))
 llm_port, gateway_port = int(sys.argv[1]), int(sys.argv[2])
 stack.available_functions = lambda: {"llm": llm_port}
 stack.GATEWAY_PORT = gateway_port
-stack.function_command = lambda name: [sys.executable, STUB, "function"]
+stack.public_functions = lambda: {"llm"}
+stack.function_command = lambda name, port: [sys.executable, STUB, "function"]
 stack.gateway_command = lambda upstreams, port: [sys.executable, STUB, "gateway", str(port)]
 stack.dev_keys_env = lambda keys_dir: {"JWKS_FILE": str(keys_dir / "jwks.json")}
 stack.run_migrations = lambda env: print("migrations ran against", env["DATABASE_URL"], flush=True)

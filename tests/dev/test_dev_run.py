@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from dev import stack
+from shared import function_manifest
 from dev.readiness import PortInUse, ensure_ports_free
 
 STUBBED_RUN = Path(__file__).with_name("stubbed_run.py")
@@ -114,12 +115,41 @@ def test_local_provider_url_precedence():
     assert stack.local_provider_url(both) == "http://b/v1"
 
 
-def test_only_functions_with_a_main_module_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(stack, "FUNCTION_PORTS", {"llm": 8080, "responses": 8082})
-    (tmp_path / "functions" / "llm").mkdir(parents=True)
-    (tmp_path / "functions" / "llm" / "main.py").write_text("")
-    assert stack.available_functions(tmp_path) == {"llm": 8080}
-    assert stack.function_command("llm")[-3:] == ["--config", "python:shared.gunicorn_conf", "functions.llm.main:app"]
+def write_manifest(root: Path, name: str, port: int, server: str = "wsgi", visibility: str = "public") -> None:
+    folder = root / "functions" / name
+    folder.mkdir(parents=True)
+    (folder / "function.toml").write_text(
+        f'name = "{name}"\nport = {port}\nserver = "{server}"\napp = "functions.{name}.main:app"\n'
+        f'extra = "{name}"\nvisibility = "{visibility}"\n')
+
+
+def test_the_stack_runs_every_function_with_a_manifest(tmp_path):
+    write_manifest(tmp_path, "llm", 8080)
+    write_manifest(tmp_path, "memory", 8090, server="asgi", visibility="internal")
+    (tmp_path / "functions" / "notes").mkdir()  # a folder without a manifest is no function
+    assert stack.available_functions(tmp_path) == {"llm": 8080, "memory": 8090}
+    assert stack.public_functions(tmp_path) == {"llm"}
+
+
+def test_each_function_runs_the_server_its_manifest_declares():
+    assert stack.function_command("llm", 8080)[1:] == [
+        "-m", "gunicorn", "--config", "python:shared.gunicorn_conf", "functions.llm.main:app"]
+
+
+def test_an_asgi_function_runs_on_uvicorn_on_its_port(tmp_path):
+    write_manifest(tmp_path, "mcp", 8091, server="asgi")
+    manifest = function_manifest.function("mcp", tmp_path)
+    argv = manifest.server_argv({"HOST": "127.0.0.1", "PORT": "8091"})
+    assert argv[0] == "uvicorn" and argv[-1] == "functions.mcp.main:app"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "8091"
+    assert manifest.build_args == {"FUNCTION": "mcp", "EXTRAS": "mcp,asgi"}
+
+
+def test_two_functions_on_one_port_are_refused(tmp_path):
+    write_manifest(tmp_path, "llm", 8080)
+    write_manifest(tmp_path, "media", 8080)
+    with pytest.raises(function_manifest.ManifestError, match="both use port 8080"):
+        stack.available_functions(tmp_path)
 
 
 def test_functions_behind_the_dev_gateway_count_clients_and_link_to_the_gateway():

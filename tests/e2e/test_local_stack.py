@@ -55,7 +55,7 @@ def gateway(llm_env, model_url, app, llm, tmp_path_factory):
     logs = tmp_path_factory.mktemp("e2e")
     env = {**os.environ, **llm_env, "HOST": "127.0.0.1", "UPSTREAM_TIMEOUT_SECONDS": "120"}
     processes = [
-        subprocess.Popen(stack.function_command("llm"), cwd=ROOT, env={**env, "PORT": str(llm_port)},
+        subprocess.Popen(stack.function_command("llm", llm_port), cwd=ROOT, env={**env, "PORT": str(llm_port)},
                          stdout=open(logs / "llm.log", "wb"), stderr=subprocess.STDOUT),
         subprocess.Popen(stack.gateway_command({"llm": f"http://127.0.0.1:{llm_port}"}, port=gateway_port),
                          cwd=ROOT, env=env, stdout=open(logs / "gateway.log", "wb"), stderr=subprocess.STDOUT),
