@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.times import unix as _unix
 from shared import ids
-from shared.body import string_field
 from shared.db import Database
 from shared.errors import ApiError, BadRequest, Conflict, NotFound
 from shared.inference import Endpoint, InferenceClient
@@ -70,7 +69,14 @@ def _active(body: dict, *, default: bool | None = None) -> bool | None:
 
 
 def _category(body: dict) -> str | None:
-    return string_field(body, "category", max_length=16)
+    value = body.get("category")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("category must be a string", param="category")
+    if len(value.strip()) > 16:
+        raise BadRequest("category must be at most 16 characters", param="category")
+    return value.strip()
 
 
 def _base_url(body: dict) -> str | None:
