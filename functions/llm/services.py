@@ -15,14 +15,14 @@ from functions.llm.auth.issuer import TokenIssuer
 from functions.llm.auth.oidc import OAuthLogin
 from functions.llm.auth.sessions import SessionService
 from functions.llm.chat.service import ChatService
-from functions.llm.conversations.service import ConversationService
-from functions.llm.models.catalog import ModelCatalog
-from functions.llm.models.providers import ProviderService
+from shared.domain.conversations.service import ConversationService
+from shared.domain.models.catalog import ModelCatalog
+from shared.domain.models.providers import ProviderService
 from functions.llm.projects.service import ProjectService
 from functions.llm.shares.service import ShareService
 from functions.llm.settings import LlmSettings
 from functions.llm.usage.queries import UsageQueries
-from functions.llm.usage.recorder import UsageRecorder
+from shared.domain.usage.recorder import UsageRecorder
 from functions.llm.users.account import AccountData
 from functions.llm.users.user_settings import UserSettingsService
 

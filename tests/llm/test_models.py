@@ -376,7 +376,7 @@ def test_a_failing_provider_is_not_retried_on_every_listing(guest, admin, db, ex
     assert admin.post(f"/v1/admin/providers/{response.json['id']}/sync").status_code == 502  # admin always tries
     assert len(server.requests) == 2
 
-    from functions.llm.models import providers as providers_module
+    from shared.domain.models import providers as providers_module
     monkeypatch.setattr(providers_module, "SYNC_RETRY_SECONDS", 0.0)
     guest.get("/v1/models")
     assert len(server.requests) == 3

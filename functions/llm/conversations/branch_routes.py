@@ -6,7 +6,7 @@ from flask import Blueprint
 from shared.auth import authenticated, current_principal
 from shared.protocol.flask import body, returns
 from functions.llm.conversations.protocol import Branch, CreateBranchRequest
-from functions.llm.conversations.validation import branch_name
+from shared.domain.conversations.validation import branch_name
 from functions.llm.services import services
 
 bp = Blueprint("branches", __name__, url_prefix="/<conversation_id>/branches")

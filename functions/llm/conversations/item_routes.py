@@ -9,7 +9,7 @@ from shared.auth import authenticated, current_principal
 from shared.errors import BadRequest, NotFound
 from shared.pagination import page_params
 from shared.protocol.flask import body, returns
-from functions.llm.conversations.content import normalise_content
+from shared.domain.conversations.content import normalise_content
 from functions.llm.conversations.protocol import (
     AddItemsRequest,
     ConversationItem,
@@ -18,7 +18,7 @@ from functions.llm.conversations.protocol import (
     RegenerateItemRequest,
     WriteBackRequest,
 )
-from functions.llm.conversations.validation import (
+from shared.domain.conversations.validation import (
     MAX_CALL_ID_LENGTH,
     MAX_TEXT_LENGTH,
     branch_name,

@@ -17,7 +17,7 @@ from functions.llm.conversations.protocol import (
     CreateConversationRequest,
     UpdateConversationRequest,
 )
-from functions.llm.conversations.validation import parse_input_items
+from shared.domain.conversations.validation import parse_input_items
 from functions.llm.services import services
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1/conversations")

@@ -7,7 +7,7 @@ from shared.auth import admin_required
 from shared.errors import BadRequest
 from shared.pagination import offset_params
 from shared.protocol.flask import body
-from functions.llm.models.catalog import CAPABILITIES, bool_filters
+from shared.domain.models.catalog import CAPABILITIES, bool_filters
 from functions.llm.models.protocol import (
     BulkToggleCatalogsRequest,
     BulkToggleProviderModelsRequest,

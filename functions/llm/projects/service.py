@@ -21,7 +21,7 @@ from shared.db import Database
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.pagination import Page, list_body
 from shared.schema import conversations, projects
-from functions.llm.conversations.shapes import conversation_body
+from shared.domain.conversations.shapes import conversation_body
 
 MAX_NAME_LENGTH = 120
 MAX_INSTRUCTION_LENGTH = 32_768

@@ -16,7 +16,7 @@ from shared.db import Database
 from shared.errors import ApiError, BadRequest, Conflict, NotFound
 from shared.inference import Endpoint, InferenceClient
 from shared.schema import model_catalogs, provider_models, providers
-from functions.llm.models.crypto import SecretBox, key_hint
+from shared.domain.models.crypto import SecretBox, key_hint
 from functions.llm.settings import LlmSettings
 
 log = logging.getLogger("jan.llm.providers")

@@ -16,7 +16,7 @@ from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.inference import Endpoint
 from shared.schema import model_catalogs, provider_models, providers
-from functions.llm.models.providers import ProviderService
+from shared.domain.models.providers import ProviderService
 from functions.llm.settings import LlmSettings
 
 ROUTE_CACHE_SECONDS = 5.0

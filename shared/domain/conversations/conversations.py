@@ -8,10 +8,10 @@ from shared.db import Database
 from shared.errors import BadRequest
 from shared.pagination import Page, list_body
 from shared.schema import conversation_items, conversations
-from functions.llm.conversations.access import conversation_select, owned, owned_project_id
-from functions.llm.conversations.items import append_items
-from functions.llm.conversations.shapes import conversation_body
-from functions.llm.conversations.validation import NewItem, clean_title, validate_metadata
+from shared.domain.conversations.access import conversation_select, owned, owned_project_id
+from shared.domain.conversations.items import append_items
+from shared.domain.conversations.shapes import conversation_body
+from shared.domain.conversations.validation import NewItem, clean_title, validate_metadata
 from functions.llm.shares.service import revoke_for_conversations
 
 _UNSET = object()

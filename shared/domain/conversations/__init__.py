@@ -1,0 +1,1 @@
+"""Conversations and their items (Jan's conversation store, OpenAI's Conversations shapes)."""

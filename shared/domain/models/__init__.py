@@ -1,0 +1,1 @@
+"""Providers, the model catalog, and routing a model id to a provider."""

@@ -1,0 +1,1 @@
+"""Usage accounting: one record per model request."""
