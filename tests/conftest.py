@@ -222,7 +222,9 @@ def admin(new_user):
 def snapshot(app):
     """Every table's full contents, to prove a rejected request changed nothing."""
     from sqlalchemy import text
-    from shared.schema import metadata
+    from shared.schema import full_metadata
+
+    metadata = full_metadata()
 
     def take() -> dict:
         with app.extensions["jan"].db.read() as conn:

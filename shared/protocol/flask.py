@@ -1,6 +1,6 @@
 """The Flask side of the protocol layer: `@body(Model)` validates the request body and passes it as `body=`,
 `@returns(Model)` declares a response; the OpenAPI document is built from the registered routes; errors are
-rendered in the one error body."""
+rendered in the one error body; query parameters are read for shared.pagination."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,10 +11,12 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import ApiError, error_body
+from shared.pagination import Page, offset_from, page_from
 from shared.protocol import decode
 from shared.protocol.openapi import Operation, Route, openapi_document
 
-__all__ = ["body", "error_response", "flask_openapi_document", "register_error_handlers", "returns"]
+__all__ = ["body", "error_response", "flask_openapi_document", "offset_params", "page_params", "register_error_handlers",
+           "returns"]
 
 log = logging.getLogger("jan.errors")
 _OPERATION = "__jan_operation__"
@@ -49,6 +51,15 @@ def returns(model: type | None, status: int = 200):
         return view
 
     return decorate
+
+
+def page_params(*, default_limit: int = 20, max_limit: int = 100, default_order: str = "desc") -> Page:
+    """`limit`, `order` and `after` from the query string (shared.pagination.page_from)."""
+    return page_from(request.args, default_limit=default_limit, max_limit=max_limit, default_order=default_order)
+
+
+def offset_params(*, max_limit: int = 1000) -> tuple[int, int]:
+    return offset_from(request.args, max_limit=max_limit)
 
 
 def flask_openapi_document(app: Flask, *, title: str, version: str) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from shared.errors import ERROR_TYPES, NotFound
-from shared.schema import model_catalogs, provider_models, providers
+from shared.domain.models.tables import model_catalogs, provider_models, providers
 from tests.conftest import TEST_MODEL, TEST_MODEL_ID
 from tests.doubles import ScriptedUpstream
 

@@ -14,16 +14,20 @@ from shared import sse
 from shared.auth.principal import Principal
 from shared.errors import ApiError, UpstreamError
 from shared.inference import InferenceClient
+from shared.domain.conversations import (
+    ConversationService,
+    NewItem,
+    TitleService,
+    chat_content_from_message,
+    normalise_content,
+    text_of_content,
+)
+from shared.domain.models import ModelCatalog, ModelRoute
+from shared.domain.usage import UsageRecord, UsageRecorder
 from functions.llm.chat.protocol import ChatRequest
 from functions.llm.chat.relay import Reply, SseRelay
-from shared.domain.conversations.content import chat_content_from_message, normalise_content, text_of_content
-from shared.domain.conversations.service import ConversationService
-from shared.domain.conversations.validation import NewItem
-from shared.domain.conversations.titles import TitleService
-from shared.domain.models.catalog import ModelCatalog, ModelRoute
 from functions.llm.projects.service import project_messages
 from functions.llm.settings import LlmSettings
-from shared.domain.usage.recorder import UsageRecord, UsageRecorder
 
 log = logging.getLogger("jan.llm.chat")
 

@@ -5,8 +5,8 @@ from flask import Blueprint
 
 from shared.auth import authenticated, current_principal
 from shared.protocol.flask import body, returns
+from shared.domain.conversations import branch_name
 from functions.llm.conversations.protocol import Branch, CreateBranchRequest
-from shared.domain.conversations.validation import branch_name
 from functions.llm.services import services
 
 bp = Blueprint("branches", __name__, url_prefix="/<conversation_id>/branches")

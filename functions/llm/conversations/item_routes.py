@@ -7,9 +7,15 @@ from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
 from shared.errors import BadRequest, NotFound
-from shared.pagination import page_params
-from shared.protocol.flask import body, returns
-from shared.domain.conversations.content import normalise_content
+from shared.protocol.flask import body, page_params, returns
+from shared.domain.conversations import (
+    MAX_CALL_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    branch_name,
+    check_content_limits,
+    normalise_content,
+    parse_input_items,
+)
 from functions.llm.conversations.protocol import (
     AddItemsRequest,
     ConversationItem,
@@ -17,13 +23,6 @@ from functions.llm.conversations.protocol import (
     ItemList,
     RegenerateItemRequest,
     WriteBackRequest,
-)
-from shared.domain.conversations.validation import (
-    MAX_CALL_ID_LENGTH,
-    MAX_TEXT_LENGTH,
-    branch_name,
-    check_content_limits,
-    parse_input_items,
 )
 from functions.llm.services import services
 

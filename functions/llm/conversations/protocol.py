@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from shared.protocol import UNSET, RequestModel, ResponseModel, UnsetType
-from shared.domain.conversations.validation import (
+from shared.domain.conversations import (
     MAX_CALL_ID_LENGTH,
     MAX_ITEMS_PER_REQUEST,
     MAX_NAME_LENGTH,

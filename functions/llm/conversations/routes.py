@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
-from shared.pagination import page_params
-from shared.protocol.flask import body, returns
+from shared.protocol.flask import body, page_params, returns
+from shared.domain.conversations import parse_input_items
 from functions.llm.conversations.branch_routes import bp as branches_bp
 from functions.llm.conversations.item_routes import bp as items_bp
 from functions.llm.conversations.protocol import (
@@ -17,7 +17,6 @@ from functions.llm.conversations.protocol import (
     CreateConversationRequest,
     UpdateConversationRequest,
 )
-from shared.domain.conversations.validation import parse_input_items
 from functions.llm.services import services
 
 bp = Blueprint("conversations", __name__, url_prefix="/v1/conversations")

@@ -5,9 +5,8 @@ from flask import Blueprint, jsonify, request
 
 from shared.auth import admin_required
 from shared.errors import BadRequest
-from shared.pagination import offset_params
-from shared.protocol.flask import body
-from shared.domain.models.catalog import CAPABILITIES, bool_filters
+from shared.protocol.flask import body, offset_params
+from shared.domain.models import CAPABILITIES, bool_filters
 from functions.llm.models.protocol import (
     BulkToggleCatalogsRequest,
     BulkToggleProviderModelsRequest,

@@ -4,9 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
-from shared.pagination import page_params
 from shared.protocol import UNSET
-from shared.protocol.flask import body, returns
+from shared.protocol.flask import body, page_params, returns
 from functions.llm.projects.protocol import CreateProjectRequest, Project, ProjectList, UpdateProjectRequest
 from functions.llm.projects.service import ProjectChanges
 from functions.llm.services import services

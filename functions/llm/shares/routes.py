@@ -5,8 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from shared.auth import authenticated, current_principal
 from shared.errors import BadRequest, Forbidden
-from shared.pagination import page_params
-from shared.protocol.flask import body, returns
+from shared.protocol.flask import body, page_params, returns
 from shared.ratelimit import client_address
 from functions.llm.services import services
 from functions.llm.shares.protocol import MAX_BRANCH_LENGTH, CreateShareRequest, Share

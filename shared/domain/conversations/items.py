@@ -10,7 +10,7 @@ from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.pagination import Page, list_body
-from shared.schema import conversation_items, conversations
+from shared.domain.conversations.tables import conversation_items, conversations
 from shared.domain.conversations.access import owned
 from shared.domain.conversations.branches import describe, fork, swap_to_main, unique_branch_name
 from shared.domain.conversations.content import item_to_messages, merge_tool_call_messages, text_of_content

@@ -15,9 +15,8 @@ from shared import ids
 from shared.db import Database
 from shared.errors import ApiError, BadRequest, Conflict, NotFound
 from shared.inference import Endpoint, InferenceClient
-from shared.schema import model_catalogs, provider_models, providers
+from shared.domain.models.tables import model_catalogs, provider_models, providers
 from shared.domain.models.crypto import SecretBox, key_hint
-from functions.llm.settings import LlmSettings
 
 log = logging.getLogger("jan.llm.providers")
 
@@ -93,11 +92,12 @@ def _base_url(body: dict) -> str | None:
 
 
 class ProviderService:
-    def __init__(self, db: Database, settings: LlmSettings, inference: InferenceClient):
+    def __init__(self, db: Database, inference: InferenceClient, *, encryption_key: str,
+                 sync_timeout_seconds: float):
         self.db = db
-        self.box = SecretBox(settings.provider_key_encryption_key)
+        self.box = SecretBox(encryption_key)
         self.inference = inference
-        self.sync_timeout = settings.model_sync_timeout_seconds
+        self.sync_timeout = sync_timeout_seconds
         self._failed_at: dict[str, float] = {}
 
     def endpoint(self, row) -> Endpoint:
