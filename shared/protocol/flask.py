@@ -11,11 +11,11 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import ApiError, error_body
-from shared.pagination import Page, offset_from, page_from
+from shared.pagination import offset_from, page_from
 from shared.protocol import decode
 from shared.protocol.openapi import Operation, Route, openapi_document
 
-__all__ = ["body", "error_response", "flask_openapi_document", "offset_params", "page_params", "register_error_handlers",
+__all__ = ["body", "error_response", "flask_openapi_document", "offset_params", "paginated", "register_error_handlers",
            "returns"]
 
 log = logging.getLogger("jan.errors")
@@ -53,9 +53,29 @@ def returns(model: type | None, status: int = 200):
     return decorate
 
 
-def page_params(*, default_limit: int = 20, max_limit: int = 100, default_order: str = "desc") -> Page:
-    """`limit`, `order` and `after` from the query string (shared.pagination.page_from)."""
-    return page_from(request.args, default_limit=default_limit, max_limit=max_limit, default_order=default_order)
+def paginated(*, default_limit: int = 20, max_limit: int = 100, default_order: str = "desc"):
+    """Read `limit`, `after` and `order` (shared.pagination.page_from) and pass them as `page=`; the route's
+    OpenAPI operation lists them. Put it below the authorisation decorator."""
+    parameters = (
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": max_limit, "default": default_limit}},
+        {"name": "after", "in": "query", "required": False, "description": "the last id of the previous page",
+         "schema": {"type": "string", "maxLength": 128}},
+        {"name": "order", "in": "query", "required": False,
+         "schema": {"enum": ["asc", "desc"], "default": default_order}},
+    )
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            kwargs["page"] = page_from(request.args, default_limit=default_limit, max_limit=max_limit,
+                                       default_order=default_order)
+            return view(*args, **kwargs)
+
+        setattr(wrapper, _OPERATION, dataclasses.replace(_declared(view), query=parameters))
+        return wrapper
+
+    return decorate
 
 
 def offset_params(*, max_limit: int = 1000) -> tuple[int, int]:

@@ -34,6 +34,7 @@ class Operation:
     request: type | None = None
     request_optional: bool = False
     responses: dict[int, type | None] = field(default_factory=dict)
+    query: tuple[dict, ...] = ()  # OpenAPI parameter objects (`in: query`)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,8 @@ def openapi_document(*, title: str, version: str, routes: Iterable[Route]) -> di
         entry: dict = {
             "summary": route.summary,
             "operationId": route.operation_id,
-            "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                           for name in route.path_parameters],
+            "parameters": [*({"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                             for name in route.path_parameters), *operation.query],
         }
         if route.description:
             entry["description"] = route.description

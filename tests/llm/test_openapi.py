@@ -59,6 +59,21 @@ def test_request_schemas_name_their_fields(document):
                                                          "user"}
 
 
+def test_cursor_lists_declare_their_query_parameters(document, guest):
+    conversation = guest.post("/v1/conversations", json={}).json["id"]
+    lists = {"/v1/conversations": 100, "/v1/conversations/{conversation_id}/items": 100, "/v1/projects": 100,
+             "/v1/projects/{project_id}/conversations": 100, "/v1/shares": 100,
+             "/v1/conversations/{conversation_id}/shares": 100}
+    for path, maximum in lists.items():
+        query = {p["name"]: p for p in document["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+        assert set(query) == {"limit", "after", "order"}, path
+        assert query["limit"]["schema"]["maximum"] == maximum
+    # The declared maximum is the enforced one.
+    over = guest.get(f"/v1/conversations/{conversation}/items", query_string={"limit": 101})
+    assert over.status_code == 400 and over.json["error"]["param"] == "limit"
+    assert guest.get(f"/v1/conversations/{conversation}/items", query_string={"limit": 100}).status_code == 200
+
+
 def test_every_operation_lists_its_error_body(document):
     for path, item in document["paths"].items():
         for method, operation in item.items():

@@ -7,7 +7,8 @@ from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
 from shared.errors import BadRequest, NotFound
-from shared.protocol.flask import body, page_params, returns
+from shared.pagination import Page
+from shared.protocol.flask import body, paginated, returns
 from shared.domain.conversations import (
     MAX_CALL_ID_LENGTH,
     MAX_TEXT_LENGTH,
@@ -35,11 +36,12 @@ def _items():
 
 @bp.get("")
 @authenticated
+@paginated()
 @returns(ItemList)
-def list_items(conversation_id: str):
+def list_items(conversation_id: str, page: Page):
     """Items of a branch (default: the active one): `limit` (1–100), `after`, `order` (desc), `branch`."""
     branch = request.args.get("branch")
-    return _items().list(current_principal().user_id, conversation_id, page_params(),
+    return _items().list(current_principal().user_id, conversation_id, page,
                          branch_name(branch) if branch is not None else None)
 
 

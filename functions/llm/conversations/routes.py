@@ -6,7 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
-from shared.protocol.flask import body, page_params, returns
+from shared.pagination import Page
+from shared.protocol.flask import body, paginated, returns
 from shared.domain.conversations import parse_input_items
 from functions.llm.conversations.branch_routes import bp as branches_bp
 from functions.llm.conversations.item_routes import bp as items_bp
@@ -26,10 +27,11 @@ bp.register_blueprint(branches_bp)
 
 @bp.get("")
 @authenticated
+@paginated()
 @returns(ConversationList)
-def list_conversations():
+def list_conversations(page: Page):
     """The caller's conversations, newest first: `limit` (1–100), `after`, `order`, `referrer`, `project_id`."""
-    return services().conversations.list(current_principal().user_id, page_params(),
+    return services().conversations.list(current_principal().user_id, page,
                                          referrer=request.args.get("referrer") or None,
                                          project_id=request.args.get("project_id") or None)
 

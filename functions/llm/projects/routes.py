@@ -4,8 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
+from shared.pagination import Page
 from shared.protocol import UNSET
-from shared.protocol.flask import body, page_params, returns
+from shared.protocol.flask import body, paginated, returns
 from functions.llm.projects.protocol import CreateProjectRequest, Project, ProjectList, UpdateProjectRequest
 from functions.llm.projects.service import ProjectChanges
 from functions.llm.services import services
@@ -15,10 +16,10 @@ bp = Blueprint("projects", __name__, url_prefix="/v1/projects")
 
 @bp.get("")
 @authenticated
+@paginated()
 @returns(ProjectList)
-def list_projects():
+def list_projects(page: Page):
     """The caller's projects, most recently updated first; `next_cursor` pages (pass it back as `cursor`)."""
-    page = page_params()
     cursor_param = "cursor" if request.args.get("cursor") else "after"
     cursor = request.args.get("cursor") or page.after
     return services().projects.list(current_principal().user_id, page, cursor, cursor_param)
@@ -66,6 +67,7 @@ def delete_project(project_id: str):
 
 @bp.get("/<project_id>/conversations")
 @authenticated
-def list_project_conversations(project_id: str):
+@paginated()
+def list_project_conversations(project_id: str, page: Page):
     """The project's conversations (conversation list shape, newest first)."""
-    return services().projects.conversations(current_principal().user_id, project_id, page_params())
+    return services().projects.conversations(current_principal().user_id, project_id, page)

@@ -5,7 +5,8 @@ from flask import Blueprint, jsonify, request
 
 from shared.auth import authenticated, current_principal
 from shared.errors import BadRequest, Forbidden
-from shared.protocol.flask import body, page_params, returns
+from shared.pagination import Page
+from shared.protocol.flask import body, paginated, returns
 from shared.ratelimit import client_address
 from functions.llm.services import services
 from functions.llm.shares.protocol import MAX_BRANCH_LENGTH, CreateShareRequest, Share
@@ -66,10 +67,10 @@ def create_share(conversation_id: str, body: CreateShareRequest):
 
 @bp.get("/conversations/<conversation_id>/shares")
 @authenticated
-def list_conversation_shares(conversation_id: str):
+@paginated(default_limit=100, max_limit=100)
+def list_conversation_shares(conversation_id: str, page: Page):
     """The conversation's shares, newest first (`include_revoked`, default true)."""
     _sharing_enabled()
-    page = page_params(default_limit=100, max_limit=100)
     return services().shares.list_for_conversation(current_principal().user_id, conversation_id, page,
                                                    _include_revoked(), _base_url())
 
@@ -84,10 +85,10 @@ def revoke_conversation_share(conversation_id: str, share_id: str):
 
 @bp.get("/shares")
 @authenticated
-def list_shares():
+@paginated(default_limit=100, max_limit=100)
+def list_shares(page: Page):
     """All of the caller's shares, newest first (`include_revoked`, default true)."""
     _sharing_enabled()
-    page = page_params(default_limit=100, max_limit=100)
     return services().shares.list_for_user(current_principal().user_id, page, _include_revoked(), _base_url())
 
 
