@@ -7,10 +7,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from shared.db import normalise_url
-from shared.schema import metadata
-import shared.platform_schema  # noqa: F401  (the job queue and audit log join the metadata)
+from shared.schema import full_metadata
 
-target_metadata = metadata
+target_metadata = full_metadata()
 
 
 def _url() -> str:

@@ -11,7 +11,8 @@ from flask import Blueprint, Flask, current_app, request
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
 from shared.db import Database
-from shared.errors import BadRequest, error_response, register_error_handlers
+from shared.errors import BadRequest
+from shared.protocol.flask import error_response, flask_openapi_document, register_error_handlers
 from shared.settings import PlatformSettings
 from shared.telemetry import configure_logging, install_metrics, install_request_context, install_tracing
 
@@ -65,34 +66,8 @@ def _health_blueprint() -> Blueprint:
 
 
 def openapi_document(app: Flask) -> dict:
-    paths: dict[str, dict] = {}
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
-        path = rule.rule
-        for argument in rule.arguments:
-            path = path.replace(f"<path:{argument}>", f"{{{argument}}}").replace(f"<{argument}>", f"{{{argument}}}")
-        view = app.view_functions[rule.endpoint]
-        summary = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = {
-                "summary": summary,
-                "operationId": f"{rule.endpoint}_{method.lower()}",
-                "parameters": [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}
-                               for a in sorted(rule.arguments)],
-                "responses": {"default": {"description": "See docs/api.md"}},
-            }
     settings = app.extensions["jan"].settings
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"Jan Server ({settings.service_name})", "version": settings.version},
-        "components": {"securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }},
-        "security": [{"bearer": []}, {"apiKey": []}],
-        "paths": paths,
-    }
+    return flask_openapi_document(app, title=f"Jan Server ({settings.service_name})", version=settings.version)
 
 
 def _install_cors(app: Flask, origins: tuple[str, ...]) -> None:

@@ -10,14 +10,16 @@ import datetime as dt
 import functools
 from typing import Callable
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, request
 
 from shared.audit import Actor, AuditFilters, AuditLog
 from shared.auth import admin_required, current_principal
 from shared.auth.principal import Principal
-from shared.body import json_object
 from shared.errors import ApiError, BadRequest
-from shared.pagination import list_body, page_params
+from shared.context import current as current_request
+from shared.pagination import Page, list_body
+from shared.protocol import decode_json_object
+from shared.protocol.flask import paginated
 
 
 def audit_log() -> AuditLog:
@@ -69,14 +71,19 @@ def audited(action: str, target_type: str, *, target_arg: str | None = None,
                 target_id = body["id"]
             after = _load(load, target_id) if load is not None and target_id is not None else body
             if with_request:
-                after = {"request": json_object(optional=True), "result": after}
+                after = {"request": decode_json_object(request.get_data(), optional=True), "result": after}
             audit_log().record(actor_of(current_principal()), action, target_type, target_id,
-                               before=before, after=after, request_id=g.get("request_id"))
+                               before=before, after=after, request_id=_request_id())
             return response
 
         return wrapper
 
     return decorate
+
+
+def _request_id() -> str | None:
+    context = current_request()
+    return context.request_id if context is not None else None
 
 
 def _load(load, target_id):
@@ -110,9 +117,9 @@ def _text_arg(name: str) -> str | None:
 
 @bp.get("/audit-logs")
 @admin_required
-def list_audit_logs():
+@paginated(default_limit=50, max_limit=200)
+def list_audit_logs(page: Page):
     """Audit entries, newest first; filters: actor, action, target_type, target_id, since, until (unix seconds)."""
-    page = page_params(default_limit=50, max_limit=200)
     filters = AuditFilters(actor=_text_arg("actor"), action=_text_arg("action"),
                            target_type=_text_arg("target_type"), target_id=_text_arg("target_id"),
                            since=_time_arg("since"), until=_time_arg("until"))

@@ -1,16 +1,12 @@
 """One error body everywhere, with a fixed status mapping (design.md "Conventions").
 
 `{"error": {"message", "type", "param", "code"}, "message": <same>, "request_id"}`: OpenAI clients read
-`error.message`, Jan clients read `message`.
+`error.message`, Jan clients read `message`. Framework-free (the request id comes from shared.context); the Flask
+handlers that render these errors are in shared.protocol.flask.
 """
 from __future__ import annotations
 
-import logging
-
-from flask import Flask, g, jsonify
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger("jan.errors")
+from shared import context
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -95,37 +91,5 @@ def error_body(status: int, message: str, *, code: str | None = None, param: str
             "code": code,
         },
         "message": message,
-        "request_id": g.get("request_id"),
+        "request_id": request.request_id if (request := context.current()) else None,
     }
-
-
-def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None,
-                   headers: dict | None = None):
-    response = jsonify(error_body(status, message, code=code, param=param))
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.message, code=exc.code, param=exc.param, headers=exc.headers)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        messages = {
-            404: "not found",
-            405: "method not allowed",
-            413: "request body too large",
-        }
-        status = exc.code or 500
-        allowed = getattr(exc, "valid_methods", None)
-        headers = {"Allow": ", ".join(allowed)} if allowed else None
-        return error_response(status, messages.get(status, exc.description or exc.name), headers=headers)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return error_response(500, "internal server error")

@@ -1,5 +1,6 @@
 """Outbound HTTP: one pooled urllib3 client per process, explicit timeouts, retries only where safe,
 and trace context propagated to whoever we call (other functions, model providers, JWKS endpoints).
+Framework-free: the request being served comes from shared.context, so ASGI functions use it as it is.
 """
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import threading
 
 import urllib3
-from flask import g, has_request_context
 
+from shared import context
 from shared.errors import UpstreamError
 
 _pool: urllib3.PoolManager | None = None
@@ -32,16 +33,10 @@ def pool() -> urllib3.PoolManager:
 
 def propagation_headers() -> dict[str, str]:
     """W3C trace context and our request id, for every call made while serving a request."""
-    if not has_request_context():
+    current = context.current()
+    if current is None:
         return {}
-    headers = {}
-    traceparent = g.get("traceparent")
-    if traceparent:
-        headers["traceparent"] = traceparent
-    request_id = g.get("request_id")
-    if request_id:
-        headers["X-Request-Id"] = request_id
-    return headers
+    return {"traceparent": current.traceparent, "X-Request-Id": current.request_id}
 
 
 def send(method: str, url: str, *, body: bytes | None = None, headers: dict | None = None,

@@ -13,9 +13,11 @@ import re
 import sys
 import time
 import uuid
+from dataclasses import replace
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, request
 
+from shared import context
 from shared.settings import PlatformSettings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,9 +34,10 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if has_request_context():
-            entry["request_id"] = g.get("request_id")
-            entry["trace_id"] = g.get("trace_id")
+        current = context.current()
+        if current is not None:
+            entry["request_id"] = current.request_id
+            entry["trace_id"] = current.trace_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -59,16 +62,27 @@ def _trace_context(incoming: str | None) -> tuple[str, str]:
 
 
 def install_request_context(app: Flask) -> None:
+    """The Flask side of shared.context: set when a request starts, reset when its context ends (after the
+    last chunk of a streamed response)."""
+
     @app.before_request
     def _start():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
-        g.trace_id, g.traceparent = _trace_context(request.headers.get("traceparent"))
+        request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        trace_id, traceparent = _trace_context(request.headers.get("traceparent"))
+        g.request_context = context.enter(context.RequestContext(request_id, trace_id, traceparent))
+
+    @app.teardown_request
+    def _end(_exc):
+        token = g.pop("request_context", None)
+        if token is not None:
+            context.leave(token)
 
     @app.after_request
     def _identify(response):
-        response.headers["X-Request-Id"] = g.get("request_id", "")
+        current = context.current()
+        response.headers["X-Request-Id"] = current.request_id if current else ""
         principal = g.get("principal")
         if principal is not None:
             response.headers["X-Auth-Method"] = principal.auth_method
@@ -94,7 +108,7 @@ def install_metrics(app: Flask, service_name: str) -> None:
 def install_tracing(app: Flask, settings: PlatformSettings) -> None:
     if not settings.otel_exporter_otlp_endpoint:
         return
-    from opentelemetry import context, trace
+    from opentelemetry import context as otel_context, trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.propagate import extract, inject
     from opentelemetry.sdk.resources import Resource
@@ -109,14 +123,15 @@ def install_tracing(app: Flask, settings: PlatformSettings) -> None:
 
     @app.before_request
     def _open_span():
-        token = context.attach(extract({name.lower(): value for name, value in request.headers.items()}))
+        token = otel_context.attach(extract({name.lower(): value for name, value in request.headers.items()}))
         span = tracer.start_span(f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
                                  kind=trace.SpanKind.SERVER)
-        g.otel = (token, span, context.attach(trace.set_span_in_context(span)))
-        g.trace_id = format(span.get_span_context().trace_id, "032x")
+        g.otel = (token, span, otel_context.attach(trace.set_span_in_context(span)))
         carrier: dict[str, str] = {}
         inject(carrier)
-        g.traceparent = carrier.get("traceparent", g.traceparent)
+        current = context.current()
+        context.enter(replace(current, trace_id=format(span.get_span_context().trace_id, "032x"),
+                                  traceparent=carrier.get("traceparent", current.traceparent)))
 
     @app.teardown_request
     def _close_span(_exc):
@@ -125,5 +140,5 @@ def install_tracing(app: Flask, settings: PlatformSettings) -> None:
             return
         token, span, span_token = opened
         span.end()
-        context.detach(span_token)
-        context.detach(token)
+        otel_context.detach(span_token)
+        otel_context.detach(token)

@@ -121,6 +121,15 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def internal_headers(client):
+    """What a calling service sends to each of the llm function's /internal routes: its service credential to the
+    token minting route, a service token for llm to the job runner."""
+    mint = {"Authorization": f"Bearer {SERVICE_CREDENTIALS['responses']}"}
+    token = client.post("/internal/delegation-tokens", json={"audience": "llm"}, headers=mint).json["access_token"]
+    return {"/internal/delegation-tokens": mint, "/internal/jobs/run": {"Authorization": f"Bearer {token}"}}
+
+
 @pytest.fixture(scope="session")
 def upstream():
     with ScriptedUpstream(models=[TEST_MODEL]) as server:
@@ -233,7 +242,9 @@ def admin(new_user):
 def snapshot(app):
     """Every table's full contents, to prove a rejected request changed nothing."""
     from sqlalchemy import text
-    from shared.schema import metadata
+    from shared.schema import full_metadata
+
+    metadata = full_metadata()
 
     def take() -> dict:
         with app.extensions["jan"].db.read() as conn:

@@ -120,8 +120,10 @@ def test_openapi_document_lists_every_real_route(client, app):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             operation = paths[path][method.lower()]
             assert operation["summary"] and "responses" in operation
-            assert sorted(p["name"] for p in operation["parameters"]) == sorted(rule.arguments)
-            assert all(p["in"] == "path" and p["required"] is True for p in operation["parameters"])
+            path_parameters = [p for p in operation["parameters"] if p["in"] == "path"]
+            assert sorted(p["name"] for p in path_parameters) == sorted(rule.arguments)
+            assert all(p["required"] is True for p in path_parameters)
+            assert all(p["in"] in ("path", "query") for p in operation["parameters"])
     assert "post" in paths["/v1/chat/completions"]
     assert "get" in paths["/v1/models/{model_id}"]
     assert "patch" in paths["/v1/admin/models/catalogs/{catalog_id}"]

@@ -11,6 +11,9 @@ from shared.db import Database
 from shared.inference import InferenceClient
 from shared.keys import published_jwks
 from shared.ratelimit import RateLimiter
+from shared.domain.conversations import ConversationService
+from shared.domain.models import ModelCatalog, ProviderService
+from shared.domain.usage import UsageRecorder
 from functions.llm.auth.accounts import AccountService
 from functions.llm.auth.api_keys import ApiKeyService
 from functions.llm.auth.delegation import DelegationService
@@ -18,14 +21,10 @@ from functions.llm.auth.issuer import TokenIssuer
 from functions.llm.auth.oidc import OAuthLogin
 from functions.llm.auth.sessions import SessionService
 from functions.llm.chat.service import ChatService
-from functions.llm.conversations.service import ConversationService
-from functions.llm.models.catalog import ModelCatalog
-from functions.llm.models.providers import ProviderService
 from functions.llm.projects.service import ProjectService
 from functions.llm.shares.service import ShareService
 from functions.llm.settings import LlmSettings
 from functions.llm.usage.queries import UsageQueries
-from functions.llm.usage.recorder import UsageRecorder
 from functions.llm.users.account import AccountData
 from functions.llm.users.user_settings import UserSettingsService
 
@@ -58,8 +57,9 @@ def build_services(settings: LlmSettings, db: Database, principals: PrincipalRes
     sessions = SessionService(db, issuer, settings)
     inference = InferenceClient(connect_timeout=settings.upstream_connect_timeout_seconds,
                                 read_timeout=settings.upstream_timeout_seconds)
-    providers = ProviderService(db, settings, inference)
-    catalog = ModelCatalog(db, providers, settings)
+    providers = ProviderService(db, inference, encryption_key=settings.provider_key_encryption_key,
+                                sync_timeout_seconds=settings.model_sync_timeout_seconds)
+    catalog = ModelCatalog(db, providers, ttl_seconds=settings.model_catalog_ttl_seconds)
     conversations = ConversationService(db)
     usage = UsageRecorder(db)
     limiter = RateLimiter(db)

@@ -8,7 +8,8 @@ from sqlalchemy import event, func, insert, select
 
 from shared import ids
 from shared.errors import ERROR_TYPES
-from shared.schema import conversation_items, conversation_shares, conversations, projects, users
+from shared.domain.conversations.tables import conversation_items, conversation_shares, conversations, projects
+from shared.schema import users
 
 BAD_BRANCH = "{} is not a valid branch name (1 to 64 letters, digits, '_', '.' or '-')"
 

@@ -12,9 +12,13 @@ from sqlalchemy import insert, select, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
+from shared.domain.conversations.tables import (conversation_branches, conversation_items, conversation_shares,
+                                                conversations, projects)
+from shared.domain.usage.tables import usage_records
 from shared.platform_schema import jobs
-from shared.schema import (api_keys, auth_sessions, conversation_branches, conversation_items, conversation_shares,
-                           conversations, metadata, projects, refresh_tokens, usage_records, user_settings, users)
+from shared.schema import api_keys, auth_sessions, full_metadata, refresh_tokens, user_settings, users
+
+metadata = full_metadata()
 from tests.conftest import TEST_MODEL_ID
 from tests.doubles.oidc_issuer import OidcIssuer
 

@@ -118,13 +118,15 @@ def mutating_routes(app) -> list[tuple[str, str, str]]:
     return [(method, path, rule) for method, path, rule in routes(app) if method in {"POST", "PUT", "PATCH"}]
 
 
-def body_reading_routes(app, caller) -> list[tuple[str, str, str]]:
+def body_reading_routes(app, caller, internal_headers) -> list[tuple[str, str, str]]:
     """(method, path, rule) of every route that reads its request body, found by calling each POST, PUT and PATCH
-    route as an admin (ids that do not exist) with a malformed body and seeing whether the app read it."""
+    route as an admin (as a calling service for /internal routes; ids that do not exist) with a malformed body and
+    seeing whether the app read it."""
     found = []
     for method, path, rule in mutating_routes(app):
         body = RecordingBody(b'{"probe": ')
-        response = caller.client.open(path, method=method, headers=caller.headers, content_type="application/json",
+        headers = internal_headers.get(rule, caller.headers)
+        response = caller.client.open(path, method=method, headers=headers, content_type="application/json",
                                       environ_overrides={"wsgi.input": body, "CONTENT_LENGTH": "10"})
         response.close()
         if body.was_read:
@@ -136,9 +138,9 @@ def _alias_free(rule: str) -> str:
     return rule.removeprefix("/llm")
 
 
-def test_every_mutating_route_reads_its_body_or_is_declared_bodiless(app, admin):
+def test_every_mutating_route_reads_its_body_or_is_declared_bodiless(app, admin, internal_headers):
     """A route that parses its body only after a lookup would escape the probe: it must be declared here."""
-    reading = {(method, rule) for method, _path, rule in body_reading_routes(app, admin)}
+    reading = {(method, rule) for method, _path, rule in body_reading_routes(app, admin, internal_headers)}
     unexplained = [f"{method} {rule}" for method, _path, rule in mutating_routes(app)
                    if (method, rule) not in reading and _alias_free(rule) not in BODILESS]
     assert unexplained == [], f"these routes read no body: list them in BODILESS with a reason: {unexplained}"
@@ -162,12 +164,12 @@ def test_every_mutating_route_reads_its_body_or_is_declared_bodiless(app, admin)
     ('{"title": "\\ud800"}', "strings in the request body must be valid Unicode (no unpaired surrogates)"),
 ])
 def test_malformed_json_on_every_body_route_is_400_and_changes_nothing(app, admin, upstream, snapshot, raw,
-                                                                        message):
-    targets = body_reading_routes(app, admin)
+                                                                        message, internal_headers):
+    targets = body_reading_routes(app, admin, internal_headers)
     before = snapshot()
-    for method, path, _rule in targets:
+    for method, path, rule in targets:
         response = admin.client.open(path, method=method, data=raw, content_type="application/json",
-                                     headers=admin.headers)
+                                     headers=internal_headers.get(rule, admin.headers))
         assert_error(response, 400, message)
     assert snapshot() == before
     assert upstream.requests == []

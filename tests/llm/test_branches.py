@@ -202,7 +202,7 @@ class _FrozenClock(dt.datetime):
 
 
 def test_swaps_within_one_second_get_distinct_names(guest, monkeypatch):
-    from functions.llm.conversations import branches as module
+    from shared.domain.conversations import branches as module
 
     monkeypatch.setattr(module, "dt", types.SimpleNamespace(datetime=_FrozenClock, timezone=dt.timezone))
     created = create(guest, items=dialogue(2))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from shared.schema import usage_records, users
+from shared.domain.usage.tables import usage_records
+from shared.schema import users
 from tests.conftest import TEST_MODEL, TEST_MODEL_ID
 from tests.doubles import error, hang, malformed, reply
 
@@ -118,7 +119,7 @@ def test_unreachable_provider_is_502(app, admin, guest):
     assert created["models"] == []
     from sqlalchemy import insert
     from shared import ids
-    from shared.schema import provider_models, providers
+    from shared.domain.models.tables import provider_models, providers
     with app.extensions["jan"].db.transaction() as conn:
         provider_id = conn.execute(select(providers.c.id).where(providers.c.public_id == created["id"])).scalar_one()
         conn.execute(insert(provider_models).values(public_id=ids.public_id("pmdl"), provider_id=provider_id,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from functions.llm.chat.context import estimate_tokens, fit_to_context
-from shared.schema import model_catalogs, provider_models
+from shared.domain.models.tables import model_catalogs, provider_models
 from tests.doubles import ScriptedUpstream, reply
 
 

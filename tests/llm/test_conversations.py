@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from shared.schema import conversations as conversations_table
+from shared.domain.conversations.tables import conversations as conversations_table
 from tests.llm.conversation_support import (
     BAD_BRANCH,
     assert_error,

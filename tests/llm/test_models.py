@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from shared.errors import ERROR_TYPES, NotFound
-from shared.schema import model_catalogs, provider_models, providers
+from shared.domain.models.tables import model_catalogs, provider_models, providers
 from tests.conftest import TEST_MODEL, TEST_MODEL_ID
 from tests.doubles import ScriptedUpstream
 
@@ -390,7 +390,7 @@ def test_a_failing_provider_is_not_retried_on_every_listing(guest, admin, db, ex
     assert admin.post(f"/v1/admin/providers/{response.json['id']}/sync").status_code == 502  # admin always tries
     assert len(server.requests) == 2
 
-    from functions.llm.models import providers as providers_module
+    from shared.domain.models import providers as providers_module
     monkeypatch.setattr(providers_module, "SYNC_RETRY_SECONDS", 0.0)
     guest.get("/v1/models")
     assert len(server.requests) == 3

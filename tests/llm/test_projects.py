@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from shared.errors import ERROR_TYPES
-from shared.schema import conversations, projects
+from shared.domain.conversations.tables import conversations, projects
 from functions.llm.projects.service import PROJECT_PRIORITY
 from tests.conftest import TEST_MODEL_ID
 

@@ -14,8 +14,8 @@ from sqlalchemy import insert, select, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
-from shared.schema import conversation_items, conversation_shares, conversations
-from functions.llm.shares.service import revoke_for_conversations
+from shared.domain.conversations.tables import conversation_items, conversation_shares, conversations
+from shared.domain.conversations.conversations import revoke_for_conversations
 
 SHARE_ID = re.compile(r"shr_[0-9A-Za-z]{16}")
 SLUG = re.compile(r"[0-9A-Za-z]{22}")

@@ -202,7 +202,7 @@ def test_streamed_tool_calls_pass_through_and_are_stored(live_llm, token, upstre
 
 def test_usage_is_estimated_and_marked_when_the_provider_reports_none(live_llm, token, upstream, app):
     from sqlalchemy import select
-    from shared.schema import usage_records
+    from shared.domain.usage.tables import usage_records
 
     upstream.script(stream(["twelve chars"], include_usage=False))  # as llama.cpp's server does
     OpenStream(live_llm, token).events()

@@ -12,7 +12,7 @@ from shared.settings import from_env
 from tests.conftest import TEST_MODEL_ID, Account
 from tests.doubles import error, hang, reply
 from tests.llm.conversation_support import create, dialogue
-from functions.llm.conversations.titles import SYSTEM_PROMPT, fallback_title, is_title_turn, sanitize, truncate
+from shared.domain.conversations.titles import SYSTEM_PROMPT, fallback_title, is_title_turn, sanitize, truncate
 
 pytestmark = pytest.mark.usefixtures("provider")
 

@@ -11,7 +11,9 @@ from sqlalchemy import event, insert, select, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
-from shared.schema import conversations, projects, usage_records, users
+from shared.domain.conversations.tables import conversations, projects
+from shared.domain.usage.tables import usage_records
+from shared.schema import users
 from tests.conftest import TEST_MODEL_ID
 from tests.doubles import error, reply
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.llm.models.providers import canonical_model_id
+from shared.domain.models.providers import canonical_model_id
 
 
 @pytest.mark.parametrize("upstream_id, vendor, expected", [

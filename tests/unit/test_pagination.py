@@ -2,18 +2,16 @@
 list shape."""
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
-from flask import Flask
 
 from shared.errors import BadRequest
-from shared.pagination import Page, list_body, page_params
-
-app = Flask(__name__)
+from shared.pagination import Page, list_body, page_from
 
 
 def params(query: str = "", **kwargs) -> Page:
-    with app.test_request_context(f"/?{query}"):
-        return page_params(**kwargs)
+    return page_from(dict(parse_qsl(query, keep_blank_values=True)), **kwargs)
 
 
 def test_defaults():

@@ -5,10 +5,23 @@ from flask import Blueprint, jsonify, redirect, request
 
 from shared.auth import authenticated, current_principal
 from shared.auth.principal import credential_from
-from shared.body import int_field, json_object, string_field
 from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.protocol.flask import body, returns
 from shared.ratelimit import client_address
 from functions.llm.auth.accounts import me_body, valid_email
+from functions.llm.auth.protocol import (
+    ApiKey,
+    ApiKeyList,
+    CreateApiKeyRequest,
+    LoginRequest,
+    LoginResponse,
+    Me,
+    RefreshTokenBody,
+    RevokeRequest,
+    TokenResponse,
+    UpgradeRequest,
+    ValidateApiKeyRequest,
+)
 from functions.llm.services import services
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -34,10 +47,10 @@ def _bearer_refresh_token() -> str | None:
     return None
 
 
-def _refresh_token_from_request(body: dict) -> str | None:
+def _refresh_token_from_request(body: RefreshTokenBody) -> str | None:
     """Jan's order: body, then cookie, then the Authorization header. A token taken from the cookie is only
     accepted from an allowed Origin (or from a client that sends none: browsers send one on every POST)."""
-    token = body.get("refresh_token")
+    token = body.refresh_token
     if isinstance(token, str) and token.strip():
         return token.strip()
     token = request.cookies.get(REFRESH_COOKIE)
@@ -54,6 +67,7 @@ def _require_cookie_origin() -> None:
 
 
 @bp.post("/guest-login")
+@returns(LoginResponse, 201)
 def guest_login():
     """Create a guest account and return its tokens (201)."""
     public_id, username, pair = services().accounts.create_guest()
@@ -64,9 +78,11 @@ def guest_login():
 
 
 @bp.post("/refresh-token")
-def refresh_token():
+@body(RefreshTokenBody, optional=True)
+@returns(TokenResponse)
+def refresh_token(body: RefreshTokenBody):
     """Rotate a refresh token; a reused one revokes its whole session."""
-    token = _refresh_token_from_request(json_object(optional=True) if request.content_length else {})
+    token = _refresh_token_from_request(body)
     if not token:
         raise BadRequest("refresh_token required", param="refresh_token")
     pair = services().sessions.refresh(token)
@@ -75,7 +91,8 @@ def refresh_token():
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-def logout():
+@body(RefreshTokenBody, optional=True)
+def logout(body: RefreshTokenBody):
     """End the session named by the refresh token (body, cookie) or by the bearer access token. GET acts on the
     Authorization header only: a link on another site must not end a session or clear the cookie."""
     if request.method == "GET":
@@ -83,7 +100,7 @@ def logout():
             return {"status": "logged out"}
         token = _bearer_refresh_token()
     else:
-        token = _refresh_token_from_request(json_object(optional=True) if request.content_length else {})
+        token = _refresh_token_from_request(body)
     if token:
         services().sessions.revoke_by_refresh_token(token, "logout")
     else:
@@ -101,38 +118,29 @@ def logout():
 
 
 @bp.post("/revoke")
-def revoke():
+@body(RevokeRequest)
+def revoke(body: RevokeRequest):
     """Revoke a refresh token and its session (RFC 7009: unknown tokens are not an error)."""
-    body = json_object()
-    token = string_field(body, "refresh_token", required=True)
-    services().sessions.revoke_by_refresh_token(token, "revoked")
+    services().sessions.revoke_by_refresh_token(body.refresh_token, "revoked")
     return {"message": "Token revoked successfully"}
 
 
 @bp.post("/upgrade")
 @authenticated
-def upgrade():
+@body(UpgradeRequest)
+def upgrade(body: UpgradeRequest):
     """Turn the calling guest into a permanent account (email + password); its data stays its own."""
-    body = json_object()
-    email = valid_email(string_field(body, "email", required=True, max_length=320))
-    password = body.get("password")
-    if not isinstance(password, str) or not password:
-        raise BadRequest("password is required", param="password")
-    services().accounts.upgrade(
-        current_principal(), email=email, password=password,
-        username=string_field(body, "username", max_length=255), full_name=string_field(body, "full_name", max_length=255))
+    services().accounts.upgrade(current_principal(), email=valid_email(body.email), password=body.password,
+                                username=body.username, full_name=body.full_name)
     return {"status": "upgraded"}
 
 
 @bp.post("/login")
-def login():
+@body(LoginRequest)
+@returns(LoginResponse)
+def login(body: LoginRequest):
     """Email and password login for permanent accounts."""
-    body = json_object()
-    email = string_field(body, "email", required=True, max_length=320)
-    password = body.get("password")
-    if not isinstance(password, str) or not password:
-        raise BadRequest("password is required", param="password")
-    user, pair = services().accounts.login(email, password,
+    user, pair = services().accounts.login(body.email, body.password,
                                            client_address(request, services().settings.client_address_header))
     response = jsonify({"user_id": user.public_id, "username": user.username, "principal_id": user.public_id,
                         **pair.body()})
@@ -156,6 +164,7 @@ def oauth_callback():
 
 @bp.get("/me")
 @authenticated
+@returns(Me)
 def me():
     """The calling account."""
     return me_body(current_principal())
@@ -163,18 +172,19 @@ def me():
 
 @bp.post("/api-keys")
 @authenticated
-def create_api_key():
+@body(CreateApiKeyRequest)
+@returns(ApiKey, 201)
+def create_api_key(body: CreateApiKeyRequest):
     """Create an API key; its secret is in this response only (201)."""
-    body = json_object()
-    name = string_field(body, "name", required=True, max_length=255, allow_empty=False)
     api_keys = services().api_keys
-    ttl = api_keys.ttl_seconds(int_field(body, "expires_in"), int_field(body, "expires_in_days"))
-    created = api_keys.create(current_principal().user_id, name, ttl)
+    ttl = api_keys.ttl_seconds(body.expires_in, body.expires_in_days)
+    created = api_keys.create(current_principal().user_id, body.name, ttl)
     return jsonify(created), 201
 
 
 @bp.get("/api-keys")
 @authenticated
+@returns(ApiKeyList)
 def list_api_keys():
     """The caller's API keys, without secrets."""
     return {"items": services().api_keys.list(current_principal().user_id)}
@@ -191,8 +201,7 @@ def delete_api_key(key_id: str):
 
 
 @bp.post("/validate-api-key")
-def validate_api_key():
+@body(ValidateApiKeyRequest)
+def validate_api_key(body: ValidateApiKeyRequest):
     """Jan's gateway contract: who owns this API key (401 when revoked, expired or unknown)."""
-    body = json_object()
-    key = string_field(body, "api_key", required=True)
-    return services().api_keys.validate(key)
+    return services().api_keys.validate(body.api_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from functions.llm.conversations.content import text_of_content
+from shared.domain.conversations import text_of_content
 
 # Jan's budget when the catalog does not say.
 DEFAULT_CONTEXT_LENGTH = 220_000

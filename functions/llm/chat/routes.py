@@ -6,9 +6,9 @@ import time
 from flask import Blueprint, g, jsonify, request
 
 from shared.auth import authenticated, current_principal
-from shared.body import json_object
+from shared.protocol.flask import body, returns
 from shared.sse import client_socket
-from functions.llm.chat.protocol import parse_chat_request
+from functions.llm.chat.protocol import ChatCompletion, ChatCompletionRequest, chat_request as to_chat_request
 from functions.llm.services import services
 
 bp = Blueprint("chat", __name__, url_prefix="/v1/chat")
@@ -16,9 +16,11 @@ bp = Blueprint("chat", __name__, url_prefix="/v1/chat")
 
 @bp.post("/completions")
 @authenticated
-def create_chat_completion():
+@body(ChatCompletionRequest)
+@returns(ChatCompletion)
+def create_chat_completion(body: ChatCompletionRequest):
     """OpenAI-compatible chat completion (JSON or SSE), with Jan's `conversation` and `store`."""
-    chat_request = parse_chat_request(json_object())
+    chat_request = to_chat_request(body)
     chat = services().chat
     prepared = chat.prepare(current_principal(), chat_request, referrer=request.args.get("referrer"),
                             started=g.started)

@@ -15,16 +15,20 @@ from shared.auth.principal import Principal
 from shared.errors import ApiError, UpstreamError
 from shared.inference import InferenceClient
 from functions.llm.chat.context import DEFAULT_CONTEXT_LENGTH, fit_to_context, output_reserve
+from shared.domain.conversations import (
+    ConversationService,
+    NewItem,
+    TitleService,
+    chat_content_from_message,
+    normalise_content,
+    text_of_content,
+)
+from shared.domain.models import ModelCatalog, ModelRoute
+from shared.domain.usage import UsageRecord, UsageRecorder
 from functions.llm.chat.protocol import ChatRequest
 from functions.llm.chat.relay import Reply, SseRelay
-from functions.llm.conversations.content import chat_content_from_message, normalise_content, text_of_content
-from functions.llm.conversations.service import ConversationService
-from functions.llm.conversations.validation import NewItem
-from functions.llm.conversations.titles import TitleService
-from functions.llm.models.catalog import ModelCatalog, ModelRoute
 from functions.llm.projects.service import project_messages
 from functions.llm.settings import LlmSettings
-from functions.llm.usage.recorder import UsageRecord, UsageRecorder
 
 log = logging.getLogger("jan.llm.chat")
 

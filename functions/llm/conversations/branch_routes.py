@@ -4,8 +4,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from shared.auth import authenticated, current_principal
-from shared.body import json_object, string_field
-from functions.llm.conversations.validation import branch_name
+from shared.protocol.flask import body, returns
+from shared.domain.conversations import branch_name
+from functions.llm.conversations.protocol import Branch, CreateBranchRequest
 from functions.llm.services import services
 
 bp = Blueprint("branches", __name__, url_prefix="/<conversation_id>/branches")
@@ -24,22 +25,24 @@ def list_branches(conversation_id: str):
 
 @bp.post("")
 @authenticated
-def create_branch(conversation_id: str):
+@body(CreateBranchRequest)
+@returns(Branch, 201)
+def create_branch(conversation_id: str, body: CreateBranchRequest):
     """Create a branch: `{name, parent_branch?, fork_from_item_id?, description?}`."""
-    body = json_object()
-    name = branch_name(body.get("name"), param="name")
-    parent = body.get("parent_branch")
+    name = branch_name(body.name, param="name")
+    parent = body.parent_branch
     created = _branches().create(
         current_principal().user_id, conversation_id, name,
         parent_branch=branch_name(parent, param="parent_branch") if parent not in (None, "") else None,
-        fork_from_item_id=string_field(body, "fork_from_item_id") or None,
-        description=string_field(body, "description"),
+        fork_from_item_id=body.fork_from_item_id or None,
+        description=body.description,
     )
     return created, 201
 
 
 @bp.get("/<name>")
 @authenticated
+@returns(Branch)
 def get_branch(conversation_id: str, name: str):
     """One branch."""
     return _branches().get(current_principal().user_id, conversation_id, branch_name(name))

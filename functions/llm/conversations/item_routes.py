@@ -6,18 +6,24 @@ import json
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
-from shared.body import bool_field, json_object, string_field
 from shared.errors import BadRequest, NotFound
-from shared.pagination import page_params
-from functions.llm.conversations.content import normalise_content
-from functions.llm.conversations.validation import (
+from shared.pagination import Page
+from shared.protocol.flask import body, paginated, returns
+from shared.domain.conversations import (
     MAX_CALL_ID_LENGTH,
-    MAX_NAME_LENGTH,
     MAX_TEXT_LENGTH,
-    WRITE_BACK_STATUSES,
     branch_name,
     check_content_limits,
+    normalise_content,
     parse_input_items,
+)
+from functions.llm.conversations.protocol import (
+    AddItemsRequest,
+    ConversationItem,
+    EditItemRequest,
+    ItemList,
+    RegenerateItemRequest,
+    WriteBackRequest,
 )
 from functions.llm.services import services
 
@@ -30,23 +36,28 @@ def _items():
 
 @bp.get("")
 @authenticated
-def list_items(conversation_id: str):
+@paginated()
+@returns(ItemList)
+def list_items(conversation_id: str, page: Page):
     """Items of a branch (default: the active one): `limit` (1–100), `after`, `order` (desc), `branch`."""
     branch = request.args.get("branch")
-    return _items().list(current_principal().user_id, conversation_id, page_params(),
+    return _items().list(current_principal().user_id, conversation_id, page,
                          branch_name(branch) if branch is not None else None)
 
 
 @bp.post("")
 @authenticated
-def add_items(conversation_id: str):
+@body(AddItemsRequest)
+@returns(ItemList)
+def add_items(conversation_id: str, body: AddItemsRequest):
     """Append up to 20 items to the active branch."""
-    items = parse_input_items(json_object().get("items"), required=True)
+    items = parse_input_items(body.items, required=True)
     return _items().add(current_principal().user_id, conversation_id, items)
 
 
 @bp.get("/<item_id>")
 @authenticated
+@returns(ConversationItem)
 def get_item(conversation_id: str, item_id: str):
     """One item of the conversation."""
     return _items().get(current_principal().user_id, conversation_id, item_id)
@@ -61,13 +72,12 @@ def delete_item(conversation_id: str, item_id: str):
 
 @bp.post("/<item_id>/edit")
 @authenticated
-def edit_item(conversation_id: str, item_id: str):
+@body(EditItemRequest)
+def edit_item(conversation_id: str, item_id: str, body: EditItemRequest):
     """Edit a user message: fork before it, add the new text, swap to MAIN. The next chat request answers."""
-    body = json_object()
-    content = body.get("content")
+    content = body.content
     if content is None or (isinstance(content, str) and not content.strip()):
         raise BadRequest("content is required", param="content")
-    bool_field(body, "regenerate")  # Jan's flag: the client sends the follow-up chat request itself
     parts = check_content_limits(normalise_content(content, "user"))
     if not parts:
         raise BadRequest("content is required", param="content")
@@ -76,14 +86,13 @@ def edit_item(conversation_id: str, item_id: str):
 
 @bp.post("/<item_id>/regenerate")
 @authenticated
-def regenerate_item(conversation_id: str, item_id: str):
+@body(RegenerateItemRequest, optional=True)
+def regenerate_item(conversation_id: str, item_id: str, body: RegenerateItemRequest):
     """Prepare a new answer: MAIN becomes the history up to the user message; the next chat request answers."""
-    json_object(optional=True)  # Jan's optional {model, temperature, max_tokens} are not used here
     return _items().regenerate(current_principal().user_id, conversation_id, item_id)
 
 
-def _text(body: dict, name: str) -> str | None:
-    value = body.get(name)
+def _text(name: str, value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -95,20 +104,15 @@ def _text(body: dict, name: str) -> str | None:
 
 @bp.patch("/by-call-id/<call_id>")
 @authenticated
-def write_back_by_call_id(conversation_id: str, call_id: str):
+@body(WriteBackRequest)
+@returns(ConversationItem)
+def write_back_by_call_id(conversation_id: str, call_id: str, body: WriteBackRequest):
     """MCP result write-back onto the function_call item with this call id: `{status, output?, error?, name?,
     arguments?, server_label?}`."""
-    body = json_object()
-    status = body.get("status")
-    if not isinstance(status, str) or status not in WRITE_BACK_STATUSES:
-        raise BadRequest("status must be one of: " + ", ".join(sorted(WRITE_BACK_STATUSES)), param="status")
-    fields = {"status": status}
+    fields = body.sent()
     for name in ("output", "error", "arguments"):
-        if name in body:
-            fields[name] = _text(body, name)
-    for name in ("name", "server_label"):
-        if name in body:
-            fields[name] = string_field(body, name, max_length=MAX_NAME_LENGTH, strip=False)
+        if name in fields:
+            fields[name] = _text(name, fields[name])
     if len(call_id) > MAX_CALL_ID_LENGTH:
         raise NotFound("item not found")
     return _items().write_back(current_principal().user_id, conversation_id, call_id, fields)

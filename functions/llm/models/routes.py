@@ -5,6 +5,8 @@ from flask import Blueprint, jsonify, request
 
 from shared.auth import authenticated
 from shared.pagination import list_body
+from shared.protocol.flask import returns
+from functions.llm.models.protocol import Model, ModelList
 from functions.llm.services import services
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
@@ -12,6 +14,7 @@ bp = Blueprint("models", __name__, url_prefix="/v1/models")
 
 @bp.get("")
 @authenticated
+@returns(ModelList)
 def list_models():
     """OpenAI model list of every model served by an active provider (`X-PROVIDER-DATA: true`: one row per provider)."""
     per_provider = request.headers.get("X-PROVIDER-DATA", "").lower() == "true"
@@ -35,6 +38,7 @@ def get_catalog(catalog_id: str):
 
 @bp.get("/<path:model_id>")
 @authenticated
+@returns(Model)
 def get_model(model_id: str):
     """One model in OpenAI's shape."""
     return services().catalog.get_model(model_id)

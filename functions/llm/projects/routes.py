@@ -4,9 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import authenticated, current_principal
-from shared.body import bool_field, json_object
-from shared.pagination import page_params
-from functions.llm.projects.service import ProjectChanges, validate_instruction, validate_name
+from shared.pagination import Page
+from shared.protocol import UNSET
+from shared.protocol.flask import body, paginated, returns
+from functions.llm.projects.protocol import CreateProjectRequest, Project, ProjectList, UpdateProjectRequest
+from functions.llm.projects.service import ProjectChanges
 from functions.llm.services import services
 
 bp = Blueprint("projects", __name__, url_prefix="/v1/projects")
@@ -14,9 +16,10 @@ bp = Blueprint("projects", __name__, url_prefix="/v1/projects")
 
 @bp.get("")
 @authenticated
-def list_projects():
+@paginated()
+@returns(ProjectList)
+def list_projects(page: Page):
     """The caller's projects, most recently updated first; `next_cursor` pages (pass it back as `cursor`)."""
-    page = page_params()
     cursor_param = "cursor" if request.args.get("cursor") else "after"
     cursor = request.args.get("cursor") or page.after
     return services().projects.list(current_principal().user_id, page, cursor, cursor_param)
@@ -24,16 +27,16 @@ def list_projects():
 
 @bp.post("")
 @authenticated
-def create_project():
+@body(CreateProjectRequest)
+@returns(Project, 201)
+def create_project(body: CreateProjectRequest):
     """Create a project: `name` (1–120 characters, unique among your projects), `instruction`."""
-    body = json_object()
-    name = validate_name(body.get("name"))
-    instruction = validate_instruction(body.get("instruction"))
-    return services().projects.create(current_principal().user_id, name, instruction), 201
+    return services().projects.create(current_principal().user_id, body.name, body.instruction), 201
 
 
 @bp.get("/<project_id>")
 @authenticated
+@returns(Project)
 def get_project(project_id: str):
     """One of the caller's projects."""
     return services().projects.get(current_principal().user_id, project_id)
@@ -41,15 +44,16 @@ def get_project(project_id: str):
 
 @bp.patch("/<project_id>")
 @authenticated
-def update_project(project_id: str):
+@body(UpdateProjectRequest, optional=True)
+@returns(Project)
+def update_project(project_id: str, body: UpdateProjectRequest):
     """Rename, change the instruction, favourite, archive (`is_archived` sets or clears `archived_at`)."""
-    body = json_object(optional=True)
     changes = ProjectChanges(
-        name=validate_name(body["name"]) if "name" in body else None,
-        set_instruction="instruction" in body,
-        instruction=validate_instruction(body.get("instruction")),
-        is_favorite=bool_field(body, "is_favorite"),
-        is_archived=bool_field(body, "is_archived"),
+        name=body.name if body.name is not UNSET else None,
+        set_instruction=body.instruction is not UNSET,
+        instruction=body.instruction if body.instruction is not UNSET else None,
+        is_favorite=body.is_favorite,
+        is_archived=body.is_archived,
     )
     return services().projects.update(current_principal().user_id, project_id, changes)
 
@@ -63,6 +67,7 @@ def delete_project(project_id: str):
 
 @bp.get("/<project_id>/conversations")
 @authenticated
-def list_project_conversations(project_id: str):
+@paginated()
+def list_project_conversations(project_id: str, page: Page):
     """The project's conversations (conversation list shape, newest first)."""
-    return services().projects.conversations(current_principal().user_id, project_id, page_params())
+    return services().projects.conversations(current_principal().user_id, project_id, page)

@@ -20,8 +20,8 @@ from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.pagination import Page, list_body
-from shared.schema import conversations, projects
-from functions.llm.conversations.shapes import conversation_body
+from shared.domain.conversations.tables import conversations, projects
+from shared.domain.conversations import conversation_body
 
 MAX_NAME_LENGTH = 120
 MAX_INSTRUCTION_LENGTH = 32_768

@@ -4,19 +4,16 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from shared.auth import authenticated, current_principal
-from shared.body import bool_field, json_object, string_field
 from shared.errors import BadRequest, Forbidden
-from shared.pagination import page_params
+from shared.pagination import Page
+from shared.protocol.flask import body, paginated, returns
 from shared.ratelimit import client_address
 from functions.llm.services import services
-from functions.llm.shares.service import MAX_TITLE_LENGTH, ShareRequest
+from functions.llm.shares.protocol import MAX_BRANCH_LENGTH, CreateShareRequest, Share
+from functions.llm.shares.service import ShareRequest
 
 bp = Blueprint("shares", __name__, url_prefix="/v1")
 public_bp = Blueprint("public_shares", __name__, url_prefix="/v1/public")
-
-MAX_BRANCH_LENGTH = 64
-MAX_ITEM_ID_LENGTH = 64
-
 
 def _sharing_enabled() -> None:
     if not services().settings.conversation_sharing_enabled:
@@ -40,34 +37,28 @@ def _include_revoked() -> bool:
     raise BadRequest("include_revoked must be true or false", param="include_revoked")
 
 
-def _share_request(body: dict) -> ShareRequest:
-    scope = body.get("scope")
-    if scope is None:
-        raise BadRequest("scope is required", param="scope")
-    if scope not in ("conversation", "item"):
-        raise BadRequest("scope must be 'conversation' or 'item'", param="scope")
-    item_id = string_field(body, "item_id", max_length=MAX_ITEM_ID_LENGTH)
-    if scope == "item" and not item_id:
-        raise BadRequest("item_id is required when scope is 'item'", param="item_id")
-    branch = request.args.get("branch") or string_field(body, "branch")  # ?branch= wins, as in Jan
+def _share_request(body: CreateShareRequest) -> ShareRequest:
+    branch = request.args.get("branch") or body.branch  # ?branch= wins, as in Jan
     if branch is not None and branch != "" and not (0 < len(branch) <= MAX_BRANCH_LENGTH):
         raise BadRequest("branch is not a valid branch name", param="branch")
     return ShareRequest(
-        scope=scope,
-        item_id=item_id or None,
-        title=string_field(body, "title", max_length=MAX_TITLE_LENGTH) or None,
-        include_images=bool_field(body, "include_images", default=False),
-        include_context_messages=bool_field(body, "include_context_messages", default=False),
+        scope=body.scope,
+        item_id=body.item_id or None,
+        title=body.title or None,
+        include_images=bool(body.include_images),
+        include_context_messages=bool(body.include_context_messages),
         branch=branch.upper() if branch else None,
     )
 
 
 @bp.post("/conversations/<conversation_id>/share")
 @authenticated
-def create_share(conversation_id: str):
+@body(CreateShareRequest)
+@returns(Share, 201)
+def create_share(conversation_id: str, body: CreateShareRequest):
     """Share a conversation (or one assistant message) as a public, frozen snapshot; earlier shares are revoked."""
     _sharing_enabled()
-    share_request = _share_request(json_object())
+    share_request = _share_request(body)
     principal = current_principal()
     body = services().shares.create(principal.user_id, principal.public_id, conversation_id, share_request,
                                     _base_url())
@@ -76,10 +67,10 @@ def create_share(conversation_id: str):
 
 @bp.get("/conversations/<conversation_id>/shares")
 @authenticated
-def list_conversation_shares(conversation_id: str):
+@paginated(default_limit=100, max_limit=100)
+def list_conversation_shares(conversation_id: str, page: Page):
     """The conversation's shares, newest first (`include_revoked`, default true)."""
     _sharing_enabled()
-    page = page_params(default_limit=100, max_limit=100)
     return services().shares.list_for_conversation(current_principal().user_id, conversation_id, page,
                                                    _include_revoked(), _base_url())
 
@@ -94,10 +85,10 @@ def revoke_conversation_share(conversation_id: str, share_id: str):
 
 @bp.get("/shares")
 @authenticated
-def list_shares():
+@paginated(default_limit=100, max_limit=100)
+def list_shares(page: Page):
     """All of the caller's shares, newest first (`include_revoked`, default true)."""
     _sharing_enabled()
-    page = page_params(default_limit=100, max_limit=100)
     return services().shares.list_for_user(current_principal().user_id, page, _include_revoked(), _base_url())
 
 

@@ -17,7 +17,9 @@ from shared.db import Database
 from shared.errors import BadRequest, Gone, NotFound
 from shared.pagination import Page, list_body
 from shared.ratelimit import Limit, RateLimiter
-from shared.schema import conversation_items, conversation_shares, conversations, users
+from shared.domain.conversations import revoke_for_conversations
+from shared.domain.conversations.tables import conversation_items, conversation_shares, conversations
+from shared.schema import users
 from functions.llm.settings import LlmSettings
 from functions.llm.shares.snapshot import build_snapshot, make_redactor, share_title
 
@@ -65,17 +67,6 @@ def share_body(row, base_url: str, conversation_public_id: str | None = None) ->
         updated_at=_unix(row.updated_at),
     )
     return body
-
-
-def revoke_for_conversations(conn, conversation_ids: list[int]) -> int:
-    """Revoke the live shares of these conversations (internal ids) inside the caller's transaction; the
-    number revoked. Called when conversations are deleted, one or all."""
-    if not conversation_ids:
-        return 0
-    result = conn.execute(update(conversation_shares).where(
-        conversation_shares.c.conversation_id.in_(list(conversation_ids)), conversation_shares.c.revoked_at.is_(None))
-        .values(revoked_at=func.now(), updated_at=func.now()))
-    return result.rowcount
 
 
 class ShareService:

@@ -14,7 +14,9 @@ from sqlalchemy import Date, cast, func, select
 from shared.times import rfc3339
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
-from shared.schema import projects, usage_records, users
+from shared.domain.conversations.tables import projects
+from shared.domain.usage.tables import usage_records
+from shared.schema import users
 
 DEFAULT_DAYS = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

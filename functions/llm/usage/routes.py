@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from shared.auth import admin_required, authenticated, current_principal
-from shared.pagination import offset_params
+from shared.protocol.flask import offset_params
 from functions.llm.services import services
 from functions.llm.usage.queries import parse_window
 

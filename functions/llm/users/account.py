@@ -24,8 +24,10 @@ from shared import ids
 from shared.auth.principal import Principal
 from shared.db import Database
 from shared.errors import Conflict, Unauthorized
-from shared.schema import (api_keys, conversation_branches, conversation_items, conversation_shares, conversations,
-                           projects, usage_records, user_settings, users)
+from shared.domain.conversations.tables import (conversation_branches, conversation_items, conversation_shares,
+                                                conversations, projects)
+from shared.domain.usage.tables import usage_records
+from shared.schema import api_keys, user_settings, users
 from functions.llm.auth.api_keys import key_body
 from functions.llm.users.user_settings import UserSettingsService, rfc3339
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from shared.auth import authenticated, current_principal
-from shared.body import json_object
-from shared.errors import BadRequest
+from shared.protocol.flask import body, returns
 from functions.llm.auth.accounts import me_body
 from functions.llm.auth.routes import COOKIE_SAMESITE, REFRESH_COOKIE
+from functions.llm.auth.protocol import Me
 from functions.llm.services import services
+from functions.llm.users.protocol import UpdatePreferencesRequest, UpdateSettingsRequest
 from functions.llm.users.user_settings import SettingsPatch, validate_preferences
 
 bp = Blueprint("users", __name__, url_prefix="/v1/users")
@@ -16,6 +17,7 @@ bp = Blueprint("users", __name__, url_prefix="/v1/users")
 
 @bp.get("/me")
 @authenticated
+@returns(Me)
 def me():
     """The calling account (the same body as /auth/me)."""
     return me_body(current_principal())
@@ -31,9 +33,10 @@ def get_settings():
 
 @bp.patch("/me/settings")
 @authenticated
-def update_settings():
+@body(UpdateSettingsRequest)
+def update_settings(body: UpdateSettingsRequest):
     """Replace the settings objects sent; merge `preferences` key by key."""
-    patch = SettingsPatch(json_object())
+    patch = SettingsPatch(body.raw)
     principal = current_principal()
     return services().user_settings.update(principal.user_id, principal.public_id, patch)
 
@@ -47,12 +50,10 @@ def get_preferences():
 
 @bp.patch("/me/settings/preferences")
 @authenticated
-def update_preferences():
+@body(UpdatePreferencesRequest)
+def update_preferences(body: UpdatePreferencesRequest):
     """Merge `{"preferences": {…}}` into the stored preferences key by key."""
-    body = json_object()
-    if body.get("preferences") is None:
-        raise BadRequest("preferences field is required", param="preferences")
-    patch = validate_preferences(body["preferences"])
+    patch = validate_preferences(body.preferences)
     return services().user_settings.update_preferences(current_principal().user_id, patch)
 
 

@@ -21,9 +21,9 @@ from sqlalchemy import func, select, update
 
 from shared.db import Database
 from shared.inference import InferenceClient
-from shared.schema import conversations
-from functions.llm.conversations.content import text_of_content
-from functions.llm.conversations.validation import MAX_TITLE_LENGTH
+from shared.domain.conversations.tables import conversations
+from shared.domain.conversations.content import text_of_content
+from shared.domain.conversations.validation import MAX_TITLE_LENGTH
 
 log = logging.getLogger("jan.llm.titles")
 

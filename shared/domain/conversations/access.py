@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from shared.errors import NotFound
-from shared.schema import conversations, projects
+from shared.domain.conversations.tables import conversations, projects
 
 
 def conversation_select():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 
 from shared.db import Database
-from shared.schema import usage_records
+from shared.domain.usage.tables import usage_records
 
 log = logging.getLogger("jan.llm.usage")
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from shared.errors import BadRequest
-from functions.llm.conversations.content import normalise_content
+from shared.domain.conversations.content import normalise_content
 
 MAX_ITEMS_PER_REQUEST = 20
 MAX_METADATA_KEYS = 16

@@ -12,13 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.times import unix as _unix
 from shared import ids
-from shared.body import string_field
 from shared.db import Database
 from shared.errors import ApiError, BadRequest, Conflict, NotFound
 from shared.inference import Endpoint, InferenceClient
-from shared.schema import model_catalogs, provider_models, providers
-from functions.llm.models.crypto import SecretBox, key_hint
-from functions.llm.settings import LlmSettings
+from shared.domain.models.tables import model_catalogs, provider_models, providers
+from shared.domain.models.crypto import SecretBox, key_hint
 
 log = logging.getLogger("jan.llm.providers")
 
@@ -70,7 +68,14 @@ def _active(body: dict, *, default: bool | None = None) -> bool | None:
 
 
 def _category(body: dict) -> str | None:
-    return string_field(body, "category", max_length=16)
+    value = body.get("category")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("category must be a string", param="category")
+    if len(value.strip()) > 16:
+        raise BadRequest("category must be at most 16 characters", param="category")
+    return value.strip()
 
 
 def _base_url(body: dict) -> str | None:
@@ -87,11 +92,12 @@ def _base_url(body: dict) -> str | None:
 
 
 class ProviderService:
-    def __init__(self, db: Database, settings: LlmSettings, inference: InferenceClient):
+    def __init__(self, db: Database, inference: InferenceClient, *, encryption_key: str,
+                 sync_timeout_seconds: float):
         self.db = db
-        self.box = SecretBox(settings.provider_key_encryption_key)
+        self.box = SecretBox(encryption_key)
         self.inference = inference
-        self.sync_timeout = settings.model_sync_timeout_seconds
+        self.sync_timeout = sync_timeout_seconds
         self._failed_at: dict[str, float] = {}
 
     def endpoint(self, row) -> Endpoint:

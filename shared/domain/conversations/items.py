@@ -10,12 +10,12 @@ from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.pagination import Page, list_body
-from shared.schema import conversation_items, conversations
-from functions.llm.conversations.access import owned
-from functions.llm.conversations.branches import describe, fork, swap_to_main, unique_branch_name
-from functions.llm.conversations.content import item_to_messages, merge_tool_call_messages, text_of_content
-from functions.llm.conversations.shapes import item_body
-from functions.llm.conversations.validation import MAIN, TERMINAL_STATUSES, NewItem
+from shared.domain.conversations.tables import conversation_items, conversations
+from shared.domain.conversations.access import owned
+from shared.domain.conversations.branches import describe, fork, swap_to_main, unique_branch_name
+from shared.domain.conversations.content import item_to_messages, merge_tool_call_messages, text_of_content
+from shared.domain.conversations.shapes import item_body
+from shared.domain.conversations.validation import MAIN, TERMINAL_STATUSES, NewItem
 
 
 def append_items(conn, conversation_id: int, branch: str, items) -> list:

@@ -1,4 +1,5 @@
-"""Conversations: create, read, list (Jan's fields and `total`, project filter), update and soft delete."""
+"""Conversations: create, read, list (Jan's fields and `total`, project filter), update and soft delete (which
+revokes the conversation's shares)."""
 from __future__ import annotations
 
 from sqlalchemy import func, insert, select, update
@@ -7,14 +8,24 @@ from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest
 from shared.pagination import Page, list_body
-from shared.schema import conversation_items, conversations
-from functions.llm.conversations.access import conversation_select, owned, owned_project_id
-from functions.llm.conversations.items import append_items
-from functions.llm.conversations.shapes import conversation_body
-from functions.llm.conversations.validation import NewItem, clean_title, validate_metadata
-from functions.llm.shares.service import revoke_for_conversations
+from shared.domain.conversations.tables import conversation_items, conversation_shares, conversations
+from shared.domain.conversations.access import conversation_select, owned, owned_project_id
+from shared.domain.conversations.items import append_items
+from shared.domain.conversations.shapes import conversation_body
+from shared.domain.conversations.validation import NewItem, clean_title, validate_metadata
 
 _UNSET = object()
+
+
+def revoke_for_conversations(conn, conversation_ids: list[int]) -> int:
+    """Revoke the live shares of these conversations (internal ids) inside the caller's transaction; the
+    number revoked. Called when conversations are deleted, one or all."""
+    if not conversation_ids:
+        return 0
+    result = conn.execute(update(conversation_shares).where(
+        conversation_shares.c.conversation_id.in_(list(conversation_ids)), conversation_shares.c.revoked_at.is_(None))
+        .values(revoked_at=func.now(), updated_at=func.now()))
+    return result.rowcount
 
 
 class ConversationStore:

@@ -3,10 +3,10 @@ branches, each in its own module."""
 from __future__ import annotations
 
 from shared.db import Database
-from functions.llm.conversations.branches import BranchStore
-from functions.llm.conversations.conversations import ConversationStore
-from functions.llm.conversations.items import ItemStore
-from functions.llm.conversations.validation import NewItem
+from shared.domain.conversations.branches import BranchStore
+from shared.domain.conversations.conversations import ConversationStore
+from shared.domain.conversations.items import ItemStore
+from shared.domain.conversations.validation import NewItem
 
 
 class ConversationService(ConversationStore):

@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from shared import ids
 from shared.db import Database
 from shared.errors import BadRequest, Conflict, NotFound
-from shared.schema import conversation_branches, conversation_items, conversations
-from functions.llm.conversations.access import owned
-from functions.llm.conversations.shapes import branch_body
-from functions.llm.conversations.validation import MAIN, MAX_BRANCH_DESCRIPTION_LENGTH
+from shared.domain.conversations.tables import conversation_branches, conversation_items, conversations
+from shared.domain.conversations.access import owned
+from shared.domain.conversations.shapes import branch_body
+from shared.domain.conversations.validation import MAIN, MAX_BRANCH_DESCRIPTION_LENGTH
 
 # Columns copied when an item is forked onto another branch (everything but identity and position).
 _COPIED = [column.name for column in conversation_items.columns

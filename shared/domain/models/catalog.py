@@ -15,9 +15,8 @@ from shared.times import unix as _unix
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.inference import Endpoint
-from shared.schema import model_catalogs, provider_models, providers
-from functions.llm.models.providers import ProviderService
-from functions.llm.settings import LlmSettings
+from shared.domain.models.tables import model_catalogs, provider_models, providers
+from shared.domain.models.providers import ProviderService
 
 ROUTE_CACHE_SECONDS = 5.0
 CAPABILITIES = ("images", "embeddings", "reasoning", "instruct", "audio", "video", "tools", "browser")
@@ -72,10 +71,10 @@ _PROVIDER_MODEL_QUERY = (
 
 
 class ModelCatalog:
-    def __init__(self, db: Database, providers_service: ProviderService, settings: LlmSettings):
+    def __init__(self, db: Database, providers_service: ProviderService, *, ttl_seconds: float):
         self.db = db
         self.providers = providers_service
-        self.ttl = settings.model_catalog_ttl_seconds
+        self.ttl = ttl_seconds
         self._routes: dict[str, ModelRoute] = {}
         self._routes_loaded_at = 0.0
         self._lock = threading.Lock()
