@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("jan.errors")
@@ -86,7 +86,8 @@ class UpstreamError(ApiError):
 
 
 def error_body(status: int, message: str, *, code: str | None = None, param: str | None = None,
-               error_type: str | None = None) -> dict:
+               error_type: str | None = None, request_id: str | None = None) -> dict:
+    """The error body; `request_id` defaults to the Flask request's (ASGI callers pass their own)."""
     return {
         "error": {
             "message": message,
@@ -95,7 +96,7 @@ def error_body(status: int, message: str, *, code: str | None = None, param: str
             "code": code,
         },
         "message": message,
-        "request_id": g.get("request_id"),
+        "request_id": request_id if request_id is not None else (g.get("request_id") if has_app_context() else None),
     }
 
 
