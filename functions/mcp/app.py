@@ -25,7 +25,9 @@ from shared.errors import ApiError, BadRequest, Forbidden, error_body
 log = logging.getLogger("jan.mcp")
 
 MCP_PATHS = ("/v1/mcp", "/")
-OPEN_PATHS = ("/healthz", "/readyz", "/version", "/metrics", "/openapi.json")
+# Kong's /mcp/healthz and /mcp/readyz arrive unstripped (see gateway/kong.yml): aliases of the health routes.
+HEALTH_ALIASES = ("/mcp/healthz", "/mcp/readyz")
+OPEN_PATHS = ("/healthz", "/readyz", *HEALTH_ALIASES, "/version", "/metrics", "/openapi.json")
 
 
 def build_tools(settings: McpSettings) -> list[ToolSpec]:
@@ -173,6 +175,8 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         Route("/v1/admin/mcp-tools/{public_id}", handler(admin_update), methods=["PATCH"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route(HEALTH_ALIASES[0], healthz, methods=["GET"]),
+        Route(HEALTH_ALIASES[1], readyz, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metrics", metrics_view, methods=["GET"]),
     ]
