@@ -148,7 +148,10 @@ def fetch_public_url(url: str, *, max_bytes: int, timeout: float, max_redirects:
     deadline = time.monotonic() + timeout
     allowed = {host.lower() for host in allowed_hosts}
     for _hop in range(max_redirects + 1):
-        parsed = urllib3.util.parse_url(url)
+        try:
+            parsed = urllib3.util.parse_url(url)
+        except urllib3.exceptions.LocationParseError:
+            raise FetchFailed("only http and https URLs can be fetched") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise FetchFailed("only http and https URLs can be fetched")
         host = parsed.host.strip("[]")

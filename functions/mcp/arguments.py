@@ -30,17 +30,18 @@ def checked(schema: dict, arguments) -> dict:
             continue
         kind = spec["type"]
         if kind == "string":
-            ok = isinstance(value, str) and len(value) <= MAX_STRING
+            ok = isinstance(value, str)
+            if ok and len(value) > MAX_STRING:
+                raise ToolFailure(f"argument {name!r} must be at most {MAX_STRING} characters")
         elif kind == "number":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         elif kind == "boolean":
             ok = isinstance(value, bool)
         else:
-            ok = (isinstance(value, list) and len(value) <= MAX_ITEMS
-                  and all(isinstance(item, str) and len(item) <= 255 for item in value))
+            ok = isinstance(value, list) and all(isinstance(item, str) and len(item) <= 255 for item in value)
+            if ok and len(value) > MAX_ITEMS:
+                raise ToolFailure(f"argument {name!r} must hold at most {MAX_ITEMS} items")
         if not ok:
-            limit = f" (at most {MAX_STRING} characters)" if kind == "string" else (
-                f" (at most {MAX_ITEMS} items)" if kind == "array" else "")
-            raise ToolFailure(f"argument {name!r} must be {_NAMES[kind]}{limit}")
+            raise ToolFailure(f"argument {name!r} must be {_NAMES[kind]}")
         values[name] = value
     return values

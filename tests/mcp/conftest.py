@@ -156,9 +156,15 @@ def run(coroutine):
 
 async def with_client(url: str, headers: dict, action):
     """Run `action(client)` with the official MCP client over streamable HTTP."""
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            return await action(client)
+    try:
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                return await action(client)
+    except BaseExceptionGroup as group:  # the client's task group wraps what the action raised
+        error = group
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        raise error from None
 
 
 def list_tools(url: str, headers: dict):
