@@ -122,15 +122,14 @@ class ToolCatalog:
                                   mcp_tools.c.tool_key.ilike(like)))
         with self.db.read() as conn:
             total = conn.execute(select(func.count()).select_from(mcp_tools).where(*conditions)).scalar_one()
-            rows = conn.execute(select(mcp_tools).where(*conditions).order_by(mcp_tools.c.created_at,
-                                                                               mcp_tools.c.tool_key)
+            rows = conn.execute(select(mcp_tools).where(*conditions).order_by(mcp_tools.c.tool_key)
                                 .limit(limit).offset(offset)).all()
         return [tool_body(row) for row in rows], total
 
     def active(self) -> list[dict]:
         with self.db.read() as conn:
             rows = conn.execute(select(mcp_tools).where(mcp_tools.c.is_active.is_(True))
-                                .order_by(mcp_tools.c.created_at, mcp_tools.c.tool_key)).all()
+                                .order_by(mcp_tools.c.tool_key)).all()
         return [tool_body(row) for row in rows]
 
     def get(self, public_id: str) -> dict:
