@@ -203,9 +203,10 @@ def _read_capped(response, max_bytes: int, deadline: float) -> tuple[bytes, bool
     try:
         while size <= max_bytes:
             # A page that trickles forever: each wait is cut to what is left of the deadline.
+            left = _remaining(deadline)
             sock = getattr(response.connection, "sock", None)
             if sock is not None:
-                sock.settimeout(_remaining(deadline))
+                sock.settimeout(left)
             chunk = response.read1(min(65536, max_bytes + 1 - size))
             if not chunk:
                 return b"".join(chunks), False
