@@ -81,17 +81,17 @@ class ToolCatalog:
         self.db = db
         self.ttl = ttl_seconds
         self._configs: dict[str, ToolConfig] | None = None
-        self._loaded_at = 0.0
+        self._expires_at = float("-inf")
         self._lock = threading.Lock()
 
     # --- what the MCP server reads (blocking; called from a worker thread) ---
 
     def configs(self) -> dict[str, ToolConfig]:
         """Tool key -> its admin configuration; a tool without a row runs with its built-in description."""
-        if self._configs is not None and time.monotonic() - self._loaded_at < self.ttl:
+        if self._configs is not None and time.monotonic() < self._expires_at:
             return self._configs
         with self._lock:
-            if self._configs is None or time.monotonic() - self._loaded_at >= self.ttl:
+            if self._configs is None or time.monotonic() >= self._expires_at:
                 try:
                     with self.db.read() as conn:
                         rows = conn.execute(select(mcp_tools)).all()
@@ -101,11 +101,11 @@ class ToolCatalog:
                         raise
                     # The database blinked: keep serving the last known configuration until the next try.
                     log.warning("reloading tool configuration failed: %s", exc)
-                self._loaded_at = time.monotonic()
+                self._expires_at = time.monotonic() + self.ttl
         return self._configs
 
     def invalidate(self) -> None:
-        self._loaded_at = 0.0
+        self._expires_at = float("-inf")
 
     # --- Jan's tool admin and public tool routes ---
 

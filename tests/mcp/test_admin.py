@@ -166,3 +166,25 @@ class TestServerFollowsTheAdmin:
                                    {"title": "Other", "link": "https://other.example/", "snippet": "s"}]))
         body = json.loads(call_tool(f"{live_mcp}/v1/mcp", user.headers, "google_search", {"q": "x"}).content[0].text)
         assert body["citations"] == ["https://other.example/"]
+
+
+@pytest.mark.parametrize("params", [{"limit": "x"}, {"limit": "0"}, {"offset": "-1"}])
+def test_bad_paging_is_400(live_mcp, admin, params):
+    response = get(live_mcp, admin, "/v1/admin/mcp-tools", **params)
+    assert response.status_code == 400 and response.json()["error"]["param"] in params
+
+
+def test_the_tool_configuration_is_cached_for_its_ttl(app):
+    """In-process: the server sees a change made around the cache only after the TTL (or an admin write)."""
+    from functions.mcp.catalog import ToolCatalog
+
+    db = app.extensions["jan"].db
+    catalog = ToolCatalog(db, ttl_seconds=3600)
+    assert catalog.configs()["scrape"].description.startswith("Scrape a webpage")
+    with db.transaction() as conn:
+        conn.execute(update(mcp_tools).where(mcp_tools.c.tool_key == "scrape").values(description="changed"))
+    assert catalog.configs()["scrape"].description.startswith("Scrape a webpage")
+    catalog.invalidate()
+    assert catalog.configs()["scrape"].description == "changed"
+    catalog.update("mcp_scrape_001", {"description": "again"}, "admin")
+    assert catalog.configs()["scrape"].description == "again"
