@@ -178,7 +178,7 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         Route(HEALTH_ALIASES[0], healthz, methods=["GET"]),
         Route(HEALTH_ALIASES[1], readyz, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
-        Route("/metrics", metrics_view, methods=["GET"]),
+        Route("/metrics", metrics_view, methods=["GET"], name="prometheus_metrics"),
     ]
 
     async def openapi(request: Request):
@@ -244,4 +244,7 @@ def create_app(settings: McpSettings):
         return _error(request, ApiError("internal server error", status=500))
 
     app.add_exception_handler(Exception, server_error)
-    return _DefaultAccept(AuthenticationMiddleware(app, resolver, OPEN_PATHS))
+    # Outermost first: Accept defaulting, then authentication, then Starlette's own stack and the routes.
+    app.add_middleware(AuthenticationMiddleware, resolver=resolver, open_paths=OPEN_PATHS)
+    app.add_middleware(_DefaultAccept)
+    return app
