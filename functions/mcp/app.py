@@ -9,13 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from functions.mcp.arguments import ToolFailure
 from functions.mcp.catalog import ToolCatalog, parse_update
 from functions.mcp.search import DESCRIPTION as SEARCH_DESCRIPTION, SCHEMA as SEARCH_SCHEMA, SerperSearch
 from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SCRAPE_SCHEMA, Scraper
 from functions.mcp.server import ToolSpec, ToolsServer
 from functions.mcp.settings import McpSettings
-from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of, send_error
+from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
 from shared.body import UnstorableText, parse_json_value
