@@ -14,8 +14,9 @@ class McpSettings(PlatformSettings):
     # `name:*` allows any port. Behind Kong and Knative: the function's cluster-local host names.
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*", "mcp.jan.svc.cluster.local",
                                           "mcp.jan.svc.cluster.local:*", "mcp.jan.svc", "mcp.jan.svc:*")
-    # Browser origins allowed to call the MCP endpoint (Origin header); requests without Origin are not affected.
-    mcp_allowed_origins: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*")
+    # Browser origins allowed to call the MCP endpoint (Origin header; the gateway's CORS origins by default);
+    # requests without Origin are not affected.
+    mcp_allowed_origins: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "tauri://localhost")
 
     # google_search: a Serper-compatible search API (`POST {SEARCH_API_URL}/search` with `X-API-KEY`).
     # Empty URL or key: the tool is not offered.

@@ -129,6 +129,13 @@ class TestBareJsonRpc:
     def test_a_host_outside_the_allow_list_is_refused(self, live_mcp, user):
         response = rpc(live_mcp, user.headers, "tools/list", extra_headers={"Host": "evil.example"})
         assert response.status_code == 421
+        cluster = rpc(live_mcp, user.headers, "tools/list", extra_headers={"Host": "mcp.jan.svc.cluster.local"})
+        assert cluster.status_code == 200
+
+    @pytest.mark.parametrize("origin, status", [("https://evil.example", 403), ("http://localhost:3000", 200),
+                                                ("tauri://localhost", 200)])
+    def test_browser_origins(self, live_mcp, user, origin, status):
+        assert rpc(live_mcp, user.headers, "tools/list", extra_headers={"Origin": origin}).status_code == status
 
 
 class TestBadArguments:
