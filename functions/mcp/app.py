@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -176,7 +177,7 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         Route("/readyz", readyz, methods=["GET"]),
         Route(HEALTH_ALIASES[0], healthz, methods=["GET"]),
         Route(HEALTH_ALIASES[1], readyz, methods=["GET"]),
-        Route("/version", version, methods=["GET"]),
+        Route("/version", version, methods=["GET"], name="mcp_version"),
         Route("/metrics", metrics_view, methods=["GET"], name="prometheus_metrics"),
     ]
 
@@ -184,7 +185,7 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         """This function's OpenAPI document."""
         return JSONResponse(openapi_document(routes, settings))
 
-    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    routes.append(Route("/openapi.json", openapi, methods=["GET"], name="mcp_openapi"))
     return routes
 
 
@@ -232,8 +233,10 @@ def create_app(settings: McpSettings):
         max_request_body_size=settings.max_request_bytes,
         transport_security=TransportSecuritySettings(allowed_hosts=list(settings.mcp_allowed_hosts),
                                                      allowed_origins=list(settings.mcp_allowed_origins)))
+    # The SDK's route answers any method; in stateless JSON mode only POST means anything (GET and DELETE would
+    # be 405 from the SDK), so both paths are POST routes and other methods get our 405.
     endpoint = app.router.routes[0].endpoint
-    app.router.routes.append(Route(MCP_PATHS[1], endpoint=endpoint))
+    app.router.routes[:1] = [Route(path, endpoint=endpoint, methods=["POST"], name="mcp") for path in MCP_PATHS]
     app.router.routes.extend(rest_routes(catalog, db, settings, metrics))
     app.state.catalog = catalog
     app.state.server = server
@@ -242,6 +245,13 @@ def create_app(settings: McpSettings):
         log.exception("unhandled error")
         return _error(request, ApiError("internal server error", status=500))
 
+    async def http_error(request: Request, exc: HTTPException):
+        messages = {404: "not found", 405: "method not allowed"}
+        response = _error(request, ApiError(messages.get(exc.status_code, exc.detail), status=exc.status_code))
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
     # Outermost first: Accept defaulting, then authentication, then Starlette's own stack and the routes.
     app.add_middleware(AuthenticationMiddleware, resolver=resolver, open_paths=OPEN_PATHS)

@@ -82,3 +82,12 @@ def test_metrics_version_and_openapi(live_mcp, user):
     assert {"/v1/mcp", "/v1/mcp-tools", "/v1/mcp-tools/{tool_key}", "/v1/admin/mcp-tools",
             "/v1/admin/mcp-tools/{public_id}"} <= set(document["paths"])
     assert set(document["paths"]["/v1/admin/mcp-tools/{public_id}"]) == {"get", "patch"}
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/v1/nothing", 404), ("GET", "/v1/mcp", 405),
+                                                  ("DELETE", "/v1/mcp", 405), ("POST", "/v1/mcp-tools", 405)])
+def test_unknown_routes_and_methods_get_the_error_body(live_mcp, user, method, path, status):
+    response = httpx.request(method, live_mcp + path, headers=user.headers)
+    assert response.status_code == status
+    expected = "not_found_error" if status == 404 else "invalid_request_error"
+    assert response.json()["error"]["type"] == expected
