@@ -175,8 +175,8 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         Route("/v1/admin/mcp-tools/{public_id}", handler(admin_update), methods=["PATCH"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route(HEALTH_ALIASES[0], healthz, methods=["GET"]),
-        Route(HEALTH_ALIASES[1], readyz, methods=["GET"]),
+        Route(HEALTH_ALIASES[0], healthz, methods=["GET"], name="gateway_healthz"),
+        Route(HEALTH_ALIASES[1], readyz, methods=["GET"], name="gateway_readyz"),
         Route("/version", version, methods=["GET"], name="mcp_version"),
         Route("/metrics", metrics_view, methods=["GET"], name="prometheus_metrics"),
     ]

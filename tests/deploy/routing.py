@@ -26,7 +26,10 @@ from gateway.routing import RouteTable
 from knative import render
 from tests.deploy import kong_rules
 
-INTERNAL_ENDPOINTS = {"prometheus_metrics"}
+# Routes no Kong path may reach. The mcp function's /version and /openapi.json are internal too (its /healthz and
+# /readyz are for Knative's probes; Kong reaches their /mcp/... aliases).
+INTERNAL_ENDPOINTS = {"prometheus_metrics", "mcp_version", "mcp_openapi"}
+PROBE_ONLY = {("mcp", "healthz"), ("mcp", "readyz")}
 SAMPLE_VALUES = {"int": "1", "float": "1.5", "uuid": str(uuid.UUID(int=1)), "path": "sample/id"}
 _ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")
 
@@ -37,6 +40,19 @@ class FunctionRoute:
     endpoint: str
     method: str
     path: str
+
+
+def url_map_of(app):
+    """A function's routes as a werkzeug Map: a Flask app's own, or one built from an ASGI (Starlette) app's routes,
+    `{name}` parameters becoming `<name>`."""
+    if hasattr(app, "url_map"):
+        return app.url_map
+    from werkzeug.routing import Map, Rule
+
+    rules = [Rule(re.sub(r"\{(\w+)(?::\w+)?\}", r"<\1>", route.path), endpoint=route.name,
+                  methods=sorted(route.methods or {"GET"}))
+             for route in app.routes]
+    return Map(rules)
 
 
 def function_routes(function: str, url_map) -> list[FunctionRoute]:
@@ -180,7 +196,7 @@ def problems(config: dict, config_path: Path, url_maps: dict, port: int) -> list
                     if route.endpoint in INTERNAL_ENDPOINTS:
                         found += [f"internal: {route.method} {public} reaches {function} {route.endpoint}"
                                   for public in hits]
-                    elif not hits:
+                    elif not hits and (function, route.endpoint) not in PROBE_ONLY:
                         found.append(f"unreachable: {route.method} {route.path} ({function} {route.endpoint}) "
                                      "through any Kong route")
     finally:

@@ -34,7 +34,7 @@ def url_maps(prod_render, tmp_path_factory) -> dict:
         service = render.knative_services(prod_render)[function]
         environment = cluster_env.environment(service, prod_render, values, tmp_path_factory.mktemp(function))
         with mock.patch.dict(os.environ, environment):
-            maps[function] = importlib.import_module(f"functions.{function}.main").app.url_map
+            maps[function] = routing.url_map_of(importlib.import_module(f"functions.{function}.main").app)
     return maps
 
 
