@@ -3,8 +3,10 @@
 OpenAPI, all behind the shared authentication middleware."""
 from __future__ import annotations
 
+import functools
 import logging
 
+import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -92,15 +94,13 @@ def _int_query(request: Request, name: str, default: int, minimum: int) -> int:
 
 
 def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metrics: _Metrics) -> list[Route]:
-    import anyio.to_thread
-
     def handler(view):
+        @functools.wraps(view)
         async def endpoint(request: Request):
             try:
                 return await view(request)
             except ApiError as exc:
                 return _error(request, exc)
-        endpoint.__doc__ = view.__doc__
         return endpoint
 
     async def list_active(request: Request):
