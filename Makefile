@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The local model server (llama.cpp's OpenAI-compatible server with SmolLM2-135M). The first install compiles
-# llama-cpp-python from source: a few minutes; pip caches the wheel afterwards.
+# llama-cpp-python from source for a portable baseline (a few minutes) into ~/.cache/jan-serverless, keyed by its flags.
 model-server: venv
 	$(PYTHON) -c "from dev import model_server; model_server.ensure_installed()"
 

@@ -19,13 +19,24 @@ from typing import Callable, TextIO
 _PR_SET_PDEATHSIG = 1
 
 
+def describe_exit(returncode: int) -> str:
+    """`killed by signal SIGSEGV (exit code -11)` for a signal (a shell's 128+N too), else `exit code N`."""
+    signum = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 128 + 65 else None
+    if signum is not None:
+        try:
+            return f"killed by signal {signal.Signals(signum).name} (exit code {returncode})"
+        except ValueError:
+            pass
+    return f"exit code {returncode}"
+
+
 class Shutdown(BaseException):
     """Raised in the main thread on SIGINT or SIGTERM; a BaseException so `except Exception` does not swallow it."""
 
 
 class ChildExited(RuntimeError):
     def __init__(self, name: str, returncode: int):
-        super().__init__(f"{name} exited unexpectedly (exit code {returncode})")
+        super().__init__(f"{name} exited unexpectedly: {describe_exit(returncode)}")
         self.name = name
         self.returncode = returncode
 

@@ -80,7 +80,7 @@ def test_a_dead_function_stops_the_stack_and_is_named(stubbed_stack, assert_all_
     os.kill(pids["llm"], signal.SIGKILL)
     rest = process.communicate(timeout=20)[0]
     assert process.returncode == 1
-    assert f"llm exited unexpectedly (exit code -{signal.SIGKILL.value}); stopped everything." in rest
+    assert f"llm exited unexpectedly: killed by signal SIGKILL (exit code -{signal.SIGKILL.value}); stopped everything." in rest
     assert_all_gone([pids["gateway"]])
 
 

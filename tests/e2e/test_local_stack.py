@@ -1,6 +1,6 @@
 """End to end: the dev gateway (routing by gateway/kong.yml) → the llm function (gunicorn, as in its image) →
-the real local model server (llama.cpp with SmolLM2-135M), with real PostgreSQL. CI runs this; it is never
-skipped there (a missing model server is installed by `make test`, and a failure to start fails the test)."""
+the real local model server (llama.cpp with SmolLM2-135M), with real PostgreSQL. It never skips: a
+missing model server is installed (`make test` does it first), and a failure to start fails the test."""
 from __future__ import annotations
 
 import os
@@ -18,14 +18,31 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def model_url():
-    if os.environ.get("CI") is None and model_server.importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("local model server not installed (make model-server); CI installs it and never skips")
-    port = free_port()
-    process = stack.start_model_server(port=port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield model_server.base_url(port)
+def model_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def model_process(model_port):
+    """The real local model server, installed first if needed: this test never skips."""
+    process = stack.start_model_server(port=model_port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
     process.terminate()
     process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def model_url(model_port, model_process):
+    return model_server.base_url(model_port)
+
+
+@pytest.fixture(autouse=True)
+def model_server_stays_up(model_process):
+    """A model server that dies is named, with its signal, in the failing test's report."""
+    yield
+    ended = model_server.exit_description(model_process)
+    if ended is not None:
+        pytest.fail(f"the local model server {ended} during this test")
 
 
 @pytest.fixture(scope="module")
