@@ -12,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from functions.mcp.arguments import ToolFailure
 from functions.mcp.catalog import ToolCatalog, parse_update
 from functions.mcp.search import DESCRIPTION as SEARCH_DESCRIPTION, SCHEMA as SEARCH_SCHEMA, SerperSearch
 from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SCRAPE_SCHEMA, Scraper
 from functions.mcp.server import ToolSpec, ToolsServer
 from functions.mcp.settings import McpSettings
+from shared import sandbox
 from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
@@ -46,7 +48,18 @@ def build_tools(settings: McpSettings) -> list[ToolSpec]:
                       allowed_hosts=tuple(host.lower() for host in settings.scrape_allowed_hosts))
     tools.append(ToolSpec("scrape", SCRAPE_DESCRIPTION, SCRAPE_SCHEMA,
                           lambda args, config, principal: scraper.scrape(args)))
+    if sandbox.python_exec_enabled(settings):
+        definition = sandbox.python_exec_tool_schema()
+        tools.append(ToolSpec(definition["name"], definition["description"], definition["inputSchema"],
+                              lambda args, config, principal: _python_exec(args, settings), check_arguments=False))
     return tools
+
+
+def _python_exec(arguments: dict, settings: McpSettings) -> dict:
+    try:
+        return sandbox.python_exec(arguments, settings)
+    except sandbox.SandboxToolError as exc:
+        raise ToolFailure(str(exc)) from None
 
 
 class _Metrics:

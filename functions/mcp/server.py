@@ -30,8 +30,10 @@ class ToolSpec:
     name: str
     description: str
     input_schema: dict
-    # (checked arguments, the tool's admin config or None, the caller) -> the JSON payload of the text result
+    # (arguments, the tool's admin config or None, the caller) -> the JSON payload of the text result
     run: Callable[[dict, ToolConfig | None, Principal], dict]
+    # False: the tool reads its raw arguments itself (python_exec keeps Jan's lenient boolean parsing).
+    check_arguments: bool = True
 
 
 class ToolsServer(MCPServer):
@@ -63,7 +65,7 @@ class ToolsServer(MCPServer):
         tool, config = offered[name]
         principal = context.request_context.request.scope[PRINCIPAL_KEY]
         try:
-            values = checked(tool.input_schema, arguments)
+            values = checked(tool.input_schema, arguments) if tool.check_arguments else arguments
             payload = await anyio.to_thread.run_sync(tool.run, values, config, principal)
         except ToolFailure as failure:
             self.on_call(name, "tool_error")

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.sandbox import SandboxToolSettings
 from shared.settings import PlatformSettings
 
 
 @dataclass(frozen=True)
-class McpSettings(PlatformSettings):
+class McpSettings(SandboxToolSettings, PlatformSettings):
+    """The platform's settings, python_exec's (shared/sandbox.py) and the tools' below."""
+
     service_name: str = "mcp"
 
     # Host names the MCP endpoint answers to (the SDK's DNS-rebinding protection answers 421 to any other Host).

@@ -16,7 +16,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import ROOT, free_port, wait_http
+from tests.doubles.sandbox_fusion import ScriptedSandbox
 from tests.doubles.serper_search import SerperSearchDouble
+
+# What tools/list offers with every backing service configured (search API, sandbox), sorted by name.
+ALL_TOOLS = ["google_search", "python_exec", "scrape"]
 
 PAGE = b"""<!doctype html><html><head><title>Test page</title><style>p{color:red}</style>
 <script>var hidden = "script text";</script></head><body><h1>Hello page</h1><p>First paragraph with a
@@ -95,6 +99,12 @@ def _fresh_serper(request):
 
 
 @pytest.fixture(scope="session")
+def sandbox():
+    with ScriptedSandbox() as double:
+        yield double
+
+
+@pytest.fixture(scope="session")
 def pages():
     server = PageServer()
     yield server
@@ -102,13 +112,15 @@ def pages():
 
 
 @pytest.fixture(scope="session")
-def mcp_env(database_url, keys_env, serper):
+def mcp_env(database_url, keys_env, serper, sandbox):
     return {
         **keys_env,
         "DATABASE_URL": database_url,
         "SEARCH_API_URL": serper.base_url,
         "SEARCH_API_KEY": serper.api_key,
         "SEARCH_TIMEOUT_SECONDS": "2",
+        "SANDBOX_FUSION_URL": sandbox.base_url,
+        "SANDBOX_FUSION_TIMEOUT_SECONDS": "2",
         "SCRAPE_TIMEOUT_SECONDS": "2",
         # "localhost" is the page server; every other non-public address stays refused.
         "SCRAPE_ALLOWED_HOSTS": "localhost",

@@ -135,7 +135,7 @@ class TestPublicToolRoutes:
 class TestServerFollowsTheAdmin:
     def test_a_disabled_tool_is_neither_listed_nor_callable(self, live_mcp, admin, user):
         patch(live_mcp, admin, "/v1/admin/mcp-tools/mcp_google_search_001", {"is_active": False})
-        assert [tool.name for tool in list_tools(f"{live_mcp}/v1/mcp", user.headers).tools] == ["scrape"]
+        assert [tool.name for tool in list_tools(f"{live_mcp}/v1/mcp", user.headers).tools] == ["python_exec", "scrape"]
         with pytest.raises(MCPError) as raised:
             call_tool(f"{live_mcp}/v1/mcp", user.headers, "google_search", {"q": "x"})
         assert raised.value.error.code == -32602

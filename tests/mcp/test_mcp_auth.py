@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.mcp.conftest import list_tools
+from tests.mcp.conftest import ALL_TOOLS, list_tools
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
@@ -53,7 +53,7 @@ def test_api_key_works_and_a_revoked_one_does_not(live_mcp, user):
     created = user.post("/auth/api-keys", json={"name": "mcp"}).json
     key = created["key"]
     for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
-        assert [t.name for t in list_tools(f"{live_mcp}/v1/mcp", headers).tools] == ["google_search", "scrape"]
+        assert [t.name for t in list_tools(f"{live_mcp}/v1/mcp", headers).tools] == ALL_TOOLS
     assert user.delete(f"/auth/api-keys/{created['id']}").status_code == 204
     assert_401(httpx.post(f"{live_mcp}/v1/mcp", json=LIST, headers={"X-API-Key": key}))
 

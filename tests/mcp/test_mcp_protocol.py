@@ -10,7 +10,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.mcp.conftest import call_tool, list_tools, run, with_client
+from tests.mcp.conftest import ALL_TOOLS, call_tool, list_tools, run, with_client
 
 SEARCH_ARGUMENTS = {"q", "gl", "hl", "location", "num", "tbs", "page", "autocorrect", "domain_allow_list",
                     "location_hint", "offline_mode"}
@@ -40,7 +40,7 @@ class TestOfficialClient:
     def test_tools_list_is_jans_tools_sorted_with_their_schemas(self, live_mcp, user):
         result = list_tools(f"{live_mcp}/v1/mcp", user.headers)
         tools = {tool.name: tool for tool in result.tools}
-        assert [tool.name for tool in result.tools] == ["google_search", "scrape"]
+        assert [tool.name for tool in result.tools] == ALL_TOOLS
         search = tools["google_search"].input_schema
         assert set(search["properties"]) == SEARCH_ARGUMENTS and search["required"] == ["q"]
         assert search["properties"]["num"]["type"] == "number"  # Jan's ints are JSON numbers
@@ -94,7 +94,7 @@ class TestOfficialClient:
 
     def test_the_function_root_is_the_mcp_endpoint_too(self, live_mcp, user):
         """Kong's /mcp route strips its prefix: the function sees POST /."""
-        assert [tool.name for tool in list_tools(f"{live_mcp}/", user.headers).tools] == ["google_search", "scrape"]
+        assert [tool.name for tool in list_tools(f"{live_mcp}/", user.headers).tools] == ALL_TOOLS
 
 
 class TestBareJsonRpc:
@@ -102,7 +102,7 @@ class TestBareJsonRpc:
         response = rpc(live_mcp, user.headers, "tools/list")
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
         body = response.json()
-        assert body["id"] == 7 and [tool["name"] for tool in body["result"]["tools"]] == ["google_search", "scrape"]
+        assert body["id"] == 7 and [tool["name"] for tool in body["result"]["tools"]] == ALL_TOOLS
         assert body["result"]["tools"][0]["inputSchema"]["required"] == ["q"]
 
     def test_tools_call_without_initialize(self, live_mcp, user):
@@ -220,3 +220,29 @@ class TestSearchProviderFaults:
         assert all(result.is_error is False for result in results)
         assert listed.tools and listed_after < 1.2
         assert elapsed < 3.5, elapsed  # serially it would be 6 s
+
+
+class TestPythonExec:
+    """shared/sandbox.py's python_exec, offered because SANDBOX_FUSION_URL is set (its semantics are tested in
+    tests/sandbox; here: that the function lists and runs it for the caller)."""
+
+    def test_listed_with_jans_schema(self, live_mcp, user):
+        tools = {tool.name: tool for tool in list_tools(f"{live_mcp}/v1/mcp", user.headers).tools}
+        assert tools["python_exec"].input_schema["required"] == ["code"]
+        assert set(tools["python_exec"].input_schema["properties"]) == {"approved", "code", "language", "session_id"}
+
+    def test_approved_code_runs_in_the_sandbox(self, live_mcp, user, sandbox):
+        from tests.doubles.sandbox_fusion import success
+
+        sandbox.script(success(stdout="42\n"))
+        result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "python_exec",
+                           {"code": "print(6 * 7)", "approved": True, "session_id": "s1"})
+        body = payload(result)
+        assert (body["stdout"], body["session_id"], body["error"]) == ("42\n", "s1", "")
+        assert sandbox.requests[-1]["body"] == {"code": "print(6 * 7)", "language": "python", "session_id": "s1"}
+
+    def test_unapproved_code_is_a_tool_error(self, live_mcp, user, sandbox):
+        before = len(sandbox.requests)
+        result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "python_exec", {"code": "print(1)"})
+        assert "requires approval" in error_text(result)
+        assert len(sandbox.requests) == before
