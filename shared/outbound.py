@@ -157,14 +157,16 @@ def fetch_public_url(url: str, *, max_bytes: int, timeout: float, max_redirects:
         host = parsed.host.strip("[]")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         address = public_addresses(host, port, allowed)[0]
-        response = _get_from(parsed, host, address, port, deadline, accept, user_agent)
+        connection, response = _get_from(parsed, host, address, port, deadline, accept, user_agent)
         try:
             if response.status in REDIRECT_STATUSES and response.headers.get("Location"):
                 url = urllib.parse.urljoin(url, response.headers["Location"])
                 continue
             body, truncated = _read_capped(response, max_bytes, deadline)
         finally:
+            # One connection per hop, never reused: a page cut off mid-body leaves nothing behind.
             response.release_conn()
+            connection.close()
         return FetchedPage(url=url, status=response.status, content_type=response.headers.get("Content-Type", ""),
                            body=body, truncated=truncated)
     raise FetchFailed(f"more than {max_redirects} redirects")
@@ -189,12 +191,17 @@ def _get_from(parsed, host: str, address: str, port: int, deadline: float, accep
     if ":" in host and not host.startswith("["):
         host_header = f"[{host}]" if parsed.port is None else f"[{host}]:{parsed.port}"
     try:
-        return connection.urlopen("GET", parsed.request_uri or "/", redirect=False, preload_content=False,
-                                  decode_content=True, assert_same_host=False,
-                                  headers={"Host": host_header, "Accept": accept, "User-Agent": user_agent})
+        return connection, connection.urlopen(
+            "GET", parsed.request_uri or "/", redirect=False, preload_content=False, decode_content=True,
+            assert_same_host=False, headers={"Host": host_header, "Accept": accept, "User-Agent": user_agent})
+    except urllib3.exceptions.NewConnectionError:  # before TimeoutError: urllib3 derives it from that
+        connection.close()
+        raise FetchFailed(f"could not reach {host}") from None
     except urllib3.exceptions.TimeoutError:
+        connection.close()
         raise FetchFailed("the page took too long to fetch") from None
     except urllib3.exceptions.HTTPError as exc:
+        connection.close()
         raise FetchFailed(f"could not reach {host}: {type(exc).__name__}") from None
 
 

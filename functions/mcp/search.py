@@ -95,6 +95,8 @@ class SerperSearch:
             try:
                 response = outbound.send("POST", self.endpoint, body=body, headers=headers,
                                          connect_timeout=min(5.0, left), read_timeout=left)
+            except urllib3.exceptions.NewConnectionError:  # before TimeoutError: urllib3 derives it from that
+                failure = "search provider unreachable"
             except urllib3.exceptions.TimeoutError:
                 failure = "search provider timed out"
             except urllib3.exceptions.HTTPError:

@@ -246,3 +246,18 @@ class TestPythonExec:
         result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "python_exec", {"code": "print(1)"})
         assert "requires approval" in error_text(result)
         assert len(sandbox.requests) == before
+
+
+def test_an_unreachable_search_api_is_named_so(tmp_path, mcp_env, user):
+    """A search API that refuses connections is 'unreachable', not a timeout, and fails fast."""
+    from tests.conftest import free_port
+    from tests.mcp.conftest import start_uvicorn, stop
+
+    process, base = start_uvicorn({**mcp_env, "SEARCH_API_URL": f"http://127.0.0.1:{free_port()}",
+                                   "SEARCH_ATTEMPTS": "2"}, tmp_path / "uvicorn.log")
+    try:
+        started = time.monotonic()
+        result = call_tool(f"{base}/v1/mcp", user.headers, "google_search", {"q": "x"})
+        assert error_text(result) == "search provider unreachable" and time.monotonic() - started < 2
+    finally:
+        stop(process)

@@ -110,3 +110,11 @@ class TestThroughTheScrapeTool:
     def test_refusals_and_failures_are_tool_errors(self, live_mcp, user, pages, target, message):
         result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "scrape", {"url": target.format(port=pages.port)})
         assert result.is_error is True and result.content[0].text == message
+
+
+def test_a_refused_connection_is_a_clear_failure():
+    from tests.conftest import free_port
+
+    with pytest.raises(outbound.FetchFailed, match="could not reach localhost"):
+        outbound.fetch_public_url(f"http://localhost:{free_port()}/", max_bytes=10, timeout=2,
+                                  allowed_hosts={"localhost"})
