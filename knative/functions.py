@@ -26,6 +26,9 @@ HEADER = ("# Written by `python -m knative.functions write` from functions/{name
           "hand.\n")
 KEYS_MOUNT = "/var/run/secrets/jan"
 BEGIN, END = "# BEGIN functions", "# END functions"
+# The request timeout jan-config's UPSTREAM_TIMEOUT_SECONDS and the default JOB_MAX_DURATION_SECONDS are sized for.
+PLATFORM_TIMEOUT_SECONDS = 600
+UPSTREAM_MARGIN_SECONDS, JOB_MARGIN_SECONDS = 30, 60
 
 
 def knative_service(manifest: FunctionManifest) -> dict:
@@ -42,6 +45,11 @@ def knative_service(manifest: FunctionManifest) -> dict:
         # Who may ask the issuer for delegation and service tokens (docs/architecture.md "Service identity").
         env.append({"name": "SERVICE_CREDENTIAL_HASHES", "valueFrom": {"secretKeyRef": {
             "name": "jan-service-credentials", "key": "service-credential-hashes"}}})
+    if manifest.timeout_seconds < PLATFORM_TIMEOUT_SECONDS:
+        # Shorter than the platform's defaults (jan-config): an upstream call ends in the function's own 504 and a
+        # job (which runs inside one request, shared/jobs.py) ends before Knative cuts the request.
+        env += [{"name": "UPSTREAM_TIMEOUT_SECONDS", "value": str(manifest.timeout_seconds - UPSTREAM_MARGIN_SECONDS)},
+                {"name": "JOB_MAX_DURATION_SECONDS", "value": str(manifest.timeout_seconds - JOB_MARGIN_SECONDS)}]
     # Behind the queue-proxy every peer is 127.0.0.1; Kong sets X-Real-IP to the connection's address (replacing
     # whatever the client sent), so per-address limits count clients, not one bucket.
     env.append({"name": "CLIENT_ADDRESS_HEADER", "value": "X-Real-IP"})

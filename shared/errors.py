@@ -82,7 +82,8 @@ class UpstreamError(ApiError):
 
 
 def error_body(status: int, message: str, *, code: str | None = None, param: str | None = None,
-               error_type: str | None = None) -> dict:
+               error_type: str | None = None, request_id: str | None = None) -> dict:
+    """The error body; `request_id` defaults to the request context's (shared.context)."""
     return {
         "error": {
             "message": message,
@@ -91,5 +92,6 @@ def error_body(status: int, message: str, *, code: str | None = None, param: str
             "code": code,
         },
         "message": message,
-        "request_id": request.request_id if (request := context.current()) else None,
+        "request_id": request_id if request_id is not None else (
+            request.request_id if (request := context.current()) else None),
     }

@@ -158,3 +158,24 @@ def full_metadata() -> MetaData:
     for module in DOMAIN_TABLES:
         importlib.import_module(module)
     return metadata
+
+# Jan's admin-managed MCP tools (llm_api.admin_mcp_tools): the mcp function lists, describes and filters its tools
+# by these rows. `id` is a UUID as in Jan; tool_key is the MCP tool name.
+mcp_tools = Table(
+    "admin_mcp_tools",
+    metadata,
+    Column("id", String(36), primary_key=True, server_default=text("gen_random_uuid()::text")),
+    Column("public_id", String(50), nullable=False, unique=True),
+    Column("tool_key", String(100), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("category", String(100), nullable=False, server_default="search"),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("metadata", JSONB),
+    # Regexes: a search result whose title, snippet or URL matches one is dropped (with its citation).
+    Column("disallowed_keywords", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _created(),
+    _updated(),
+    Column("updated_by", String(64)),  # public id of the admin who last changed the row
+    Index("ix_admin_mcp_tools_category", "category"),
+)

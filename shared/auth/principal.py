@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from flask import Request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -50,12 +49,16 @@ _USER_COLUMNS = (users.c.id, users.c.public_id, users.c.role, users.c.email, use
                  users.c.subject, users.c.issuer)
 
 
-def credential_from(request: Request) -> tuple[str, str] | None:
-    """("apikey" | "bearer", value) from `X-API-Key` or `Authorization: Bearer`; `Bearer sk_…` is an API key."""
-    api_key = request.headers.get("X-API-Key")
+def credential_from(source) -> tuple[str, str] | None:
+    """("apikey" | "bearer", value) from `X-API-Key` or `Authorization: Bearer`; `Bearer sk_…` is an API key.
+
+    `source` is a request with `.headers` (Flask) or the headers themselves (any mapping with a case-insensitive
+    `.get`, such as Starlette's), so WSGI and ASGI functions share one reading of the credentials."""
+    headers = getattr(source, "headers", source)
+    api_key = headers.get("X-API-Key")
     if api_key:
         return "apikey", api_key.strip()
-    authorization = request.headers.get("Authorization", "")
+    authorization = headers.get("Authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
@@ -88,7 +91,9 @@ class PrincipalResolver:
         self.verifier = verifier
         self.admin_emails = {email.lower() for email in admin_emails}
 
-    def resolve(self, request: Request) -> Principal:
+    def resolve(self, request) -> Principal:
+        """The caller of a request (anything `credential_from` reads); Unauthorized when it has no valid
+        credential. Framework-free and blocking (database reads): ASGI code calls it in a worker thread."""
         credential = credential_from(request)
         if credential is None:
             raise Unauthorized("authentication required")

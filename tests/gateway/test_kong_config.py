@@ -102,8 +102,8 @@ class TestEdgePolicy:
         for service in document["services"]:
             assert service["url"] == f"http://{service['name']}.jan.svc.cluster.local"
 
-    def test_only_the_llm_function_is_routed_so_far(self, config):
-        assert set(config.services) == {"llm"}
+    def test_the_public_functions_are_routed(self, config):
+        assert set(config.services) == {"llm", "mcp"}
 
     @pytest.mark.parametrize("path, route", [
         ("/llm/v1/models", "llm-prefixed"), ("/v1/models", "llm-v1"), ("/v1/chat/completions", "llm-chat-completions"),
@@ -111,10 +111,27 @@ class TestEdgePolicy:
         ("/auth/refresh-token", "llm-auth-sessions"), ("/auth/me", "llm-auth"), ("/auth/logout", "llm-auth"),
         ("/healthz", "llm-health"), ("/readyz", "llm-health"),
         ("/v1/public/shares/abc", "llm-public-shares"),
+        ("/mcp", "mcp-rpc"), ("/mcp/healthz", "mcp-health"), ("/mcp/readyz", "mcp-health"),
+        ("/v1/mcp-tools", "mcp-tools"), ("/v1/mcp-tools/google_search", "mcp-tools"),
+        ("/v1/admin/mcp-tools/mcp_scrape_001", "mcp-tools"), ("/v1/admin/models", "llm-v1"),
     ])
     def test_routes(self, config, path, route):
-        method = "POST" if path.endswith(("completions", "login", "token")) else "GET"
+        method = "POST" if path.endswith(("completions", "login", "token", "/mcp")) else "GET"
         assert RouteTable(config.routes).match(method, path).route.name == route
+
+    def test_mcp_endpoint_is_post_only_and_reaches_the_function_root(self, config):
+        from gateway.routing import upstream_path
+
+        table = RouteTable(config.routes)
+        match = table.match("POST", "/mcp")
+        assert (match.route.name, upstream_path(None, match, "/mcp")) == ("mcp-rpc", "/")
+        assert table.match("GET", "/mcp") is None or table.match("GET", "/mcp").route.name != "mcp-rpc"
+
+    @pytest.mark.parametrize("path", ["/mcp/metrics", "/mcp/version", "/mcp/openapi.json"])
+    def test_mcp_internals_are_unreachable(self, config, path):
+        for method in ALL_METHODS:
+            match = RouteTable(config.routes).match(method, path)
+            assert match is not None and match.route.plugins.termination is not None, (method, path)
 
     def test_streaming_routes_are_unbuffered_with_long_reads(self, document):
         routes = {route["name"]: route for route in all_routes(document)}

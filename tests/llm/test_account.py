@@ -140,7 +140,9 @@ def owned(app, public_id: str) -> dict[str, set]:
 
 
 # Tables that hold nothing of a user. A new table must be placed in one list or another.
-UNOWNED_TABLES = {"oauth_states", "providers", "model_catalogs", "provider_models", "rate_limit_counters"}
+# admin_mcp_tools is platform configuration (its updated_by names the admin who last changed a row).
+UNOWNED_TABLES = {"oauth_states", "providers", "model_catalogs", "provider_models", "rate_limit_counters",
+                  "admin_mcp_tools"}
 # Kept when an account is deleted: the admin audit trail names actors and targets by id (never secrets) and must
 # outlive the accounts it names.
 RETAINED_TABLES = {"audit_logs"}

@@ -1,0 +1,79 @@
+"""The MCP server: the official SDK's MCPServer with Jan's tools, listed and called through the admin table.
+
+`tools/list` offers the tools whose backing service is configured and whose admin row is active, sorted by name,
+with the admin's description. `tools/call` of anything else is JSON-RPC -32602 (tool not found); a tool's own
+failure (bad arguments, an upstream fault, a refused URL) is an `isError` result. Tools run in worker threads
+(they make blocking HTTP calls), so one slow call never holds up the others.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, Tool
+
+from functions.mcp.arguments import ToolFailure, checked
+from functions.mcp.catalog import ToolCatalog, ToolConfig
+from shared.auth.asgi import PRINCIPAL_KEY
+from shared.auth.principal import Principal
+
+log = logging.getLogger("jan.mcp")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict
+    # (arguments, the tool's admin config or None, the caller) -> the JSON payload of the text result
+    run: Callable[[dict, ToolConfig | None, Principal], dict]
+    # False: the tool reads its raw arguments itself (python_exec keeps Jan's lenient boolean parsing).
+    check_arguments: bool = True
+
+
+class ToolsServer(MCPServer):
+    def __init__(self, tools: list[ToolSpec], catalog: ToolCatalog, on_call: Callable[[str, str], None]):
+        super().__init__(name="menlo-platform", version="1.0.0", log_level="WARNING")
+        self.tools = {tool.name: tool for tool in tools}
+        self.catalog = catalog
+        self.on_call = on_call  # (tool, outcome) for metrics
+
+    async def _offered(self) -> dict[str, tuple[ToolSpec, ToolConfig | None]]:
+        configs = await anyio.to_thread.run_sync(self.catalog.configs)
+        offered = {}
+        for name, tool in self.tools.items():
+            config = configs.get(name)
+            if config is None or config.is_active:
+                offered[name] = (tool, config)
+        return offered
+
+    async def list_tools(self) -> list[Tool]:
+        offered = await self._offered()
+        return [Tool(name=name, description=config.description if config else tool.description,
+                     input_schema=tool.input_schema)
+                for name, (tool, config) in sorted(offered.items())]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context=None) -> CallToolResult:
+        offered = await self._offered()
+        if name not in offered:
+            raise MCPError(code=INVALID_PARAMS, message=f"tool '{name}' not found: tool not found")
+        tool, config = offered[name]
+        principal = context.request_context.request.scope[PRINCIPAL_KEY]
+        try:
+            values = checked(tool.input_schema, arguments) if tool.check_arguments else arguments
+            payload = await anyio.to_thread.run_sync(tool.run, values, config, principal)
+        except ToolFailure as failure:
+            self.on_call(name, "tool_error")
+            return CallToolResult(content=[TextContent(type="text", text=str(failure))], is_error=True)
+        except Exception:
+            log.exception("tool %s failed unexpectedly", name)
+            self.on_call(name, "internal_error")
+            return CallToolResult(content=[TextContent(type="text", text=f"{name} failed unexpectedly")],
+                                  is_error=True)
+        self.on_call(name, "ok")
+        return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))])
