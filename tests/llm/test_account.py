@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import uuid
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
 from shared.schema import (api_keys, auth_sessions, conversation_branches, conversation_items, conversation_shares,
-                           conversations, metadata, projects, refresh_tokens, usage_records, user_settings, users)
+                           conversations, file_search_chunks, file_search_documents, metadata, projects,
+                           refresh_tokens, usage_records, user_settings, users)
 from tests.conftest import TEST_MODEL_ID
 from tests.doubles.oidc_issuer import OidcIssuer
 
@@ -97,6 +99,14 @@ def populate(app, account) -> dict:
                 public_id=ids.share_id(), slug=ids.share_slug(), conversation_id=conversation_id,
                 owner_user_id=user_id, title=marker, revoked_at=revoked,
                 snapshot={"title": marker, "items": [{"id": "msg_x", "content": [{"type": "text", "text": marker}]}]}))
+        # An indexed document (file search) with one chunk.
+        document_pk = conn.execute(insert(file_search_documents).values(
+            user_id=user_id, document_id=f"doc {marker}", text_bytes=10, chunk_count=1, token_count=2)
+            .returning(file_search_documents.c.id)).scalar_one()
+        conn.execute(text("INSERT INTO file_search_chunks (document_pk, user_id, chunk_index, text, embedding) "
+                          "VALUES (:pk, :user_id, 0, :text, array_fill(0.5, ARRAY[:dimension])::vector)"),
+                     {"pk": document_pk, "user_id": user_id, "text": marker,
+                      "dimension": int(os.environ.get("EMBEDDING_DIMENSION", "384"))})
     return {"marker": marker, "key": key, "conversation": conversation, "project": project_public_id,
             "in_project": in_project, "deleted": deleted}
 
@@ -127,6 +137,9 @@ def owned(app, public_id: str) -> dict[str, set]:
             "projects": keys(select(projects.c.id).where(projects.c.user_id == user_id)),
             "user_settings": keys(select(user_settings.c.id).where(user_settings.c.user_id == user_id)),
             "usage_records": keys(select(usage_records.c.id).where(usage_records.c.user_id == user_id)),
+            "file_search_documents": keys(select(file_search_documents.c.id)
+                                          .where(file_search_documents.c.user_id == user_id)),
+            "file_search_chunks": keys(select(file_search_chunks.c.id).where(file_search_chunks.c.user_id == user_id)),
         }
 
 
@@ -136,7 +149,8 @@ UNOWNED_TABLES = {"oauth_states", "providers", "model_catalogs", "provider_model
 
 def test_every_table_is_classified():
     owned_tables = {"users", "auth_sessions", "refresh_tokens", "api_keys", "conversations", "conversation_items",
-                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records"}
+                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records",
+                    "file_search_documents", "file_search_chunks"}
     assert set(metadata.tables) == owned_tables | UNOWNED_TABLES
 
 
