@@ -29,6 +29,11 @@ class EmbeddingClient:
         url = f"{self.base_url}/embed"
         try:
             response = self._pool.request("POST", url, body=body, headers=headers, timeout=self._timeout)
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            # urllib3's NewConnectionError (refused, unknown host) is a ConnectTimeoutError too.
+            reason = "cannot connect" if isinstance(exc, urllib3.exceptions.NewConnectionError) else "connect timeout"
+            raise EmbeddingServiceError(
+                f"embedding service unavailable: cannot reach {self.base_url} ({reason})") from None
         except urllib3.exceptions.TimeoutError:
             raise EmbeddingServiceError(
                 f"embedding service timed out after {self._timeout.read_timeout:g} s ({self.base_url})") from None

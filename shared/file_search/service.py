@@ -246,8 +246,11 @@ class FileSearch:
         settings = self.settings
         with self.db.transaction() as conn:
             # set_config(..., true) is SET LOCAL: these last until this transaction ends, on a pooled connection.
+            # The scope is known to be large here, yet the planner, seeing one user's share of the table, may
+            # prefer reading every user's rows in sequence: the index is what this path is for.
             conn.execute(text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "SELECT set_config('enable_seqscan', 'off', true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                 "set_config('hnsw.ef_search', :ef_search, true), "
                 "set_config('hnsw.max_scan_tuples', :max_scan_tuples, true)"),
                 {"ef_search": str(max(settings.file_search_hnsw_ef_search, top_k)),
