@@ -8,7 +8,8 @@
    dropped, rows inserted, HNSW built once), plus real documents embedded by the service for the probes. The seed
    lives in `jan_bench_file_search` on the embedded server (or DATABASE_URL) and is reused by later runs
    (`--reseed` forces it). Measured: a small user (exact scan), the big user (HNSW + iterative scan), and the
-   small user forced through HNSW, whose iterative scan must dig through other users' rows.
+   small user forced through HNSW, whose iterative scan must dig through other users' rows; each end to end and
+   with the query's embedding remembered (the database's share alone).
 
 Writes bench/results/embeddings-<timestamp>.json and prints a summary.
 """
@@ -236,6 +237,31 @@ def measure_embed_only(embedder, authorization: str, requests: int) -> dict:
     return stats.summary(latencies)
 
 
+def recall(approximate, exact, user: int, authorization: str, top_k: int = 5) -> float:
+    """Mean share of the exact top_k that the index search also returned, over every probe query."""
+    shares = []
+    for query in QUERIES:
+        def keys(engine):
+            return {(r["document_id"], r["chunk_index"])
+                    for r in engine.query(user, query, top_k, authorization=authorization)["results"]}
+        shares.append(len(keys(approximate) & keys(exact)) / top_k)
+    return round(sum(shares) / len(shares), 3)
+
+
+class RememberingEmbedder:
+    """The real client, each distinct text embedded once: isolates the database's share of a query."""
+
+    def __init__(self, embedder):
+        self._embedder = embedder
+        self._known: dict[str, list[float]] = {}
+
+    def embed(self, texts: list[str], *, authorization: str | None = None) -> list[list[float]]:
+        missing = [text for text in texts if text not in self._known]
+        if missing:
+            self._known.update(zip(missing, self._embedder.embed(missing, authorization=authorization)))
+        return [self._known[text] for text in texts]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each throughput measurement")
@@ -286,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_stack.callback(db.engine.dispose)
         embedder = EmbeddingClient(base_url, dimension=DIMENSION)
         settings = FileSearchSettings(embedding_service_url=base_url)
-        search = FileSearch(db, embedder, settings)
+        search = FileSearch(db, embedder, settings)  # indexes the probes' real documents
         if not result["seed"].get("skipped"):
             started = time.monotonic()
             for user in (small, big):
@@ -305,15 +331,26 @@ def main(argv: list[str] | None = None) -> int:
                 "WHERE relname IN ('file_search_chunks', 'ix_file_search_chunks_embedding')").fetchall())
         log(f"rows: {result['rows']}")
 
-        forced = FileSearch(db, embedder, dataclasses.replace(settings, file_search_exact_scan_max_chunks=0))
+        forced_settings = dataclasses.replace(settings, file_search_exact_scan_max_chunks=0)
+        remembering = RememberingEmbedder(embedder)
         result["embed_query_only_ms"] = measure_embed_only(embedder, f"Bearer {tokens[small]}", args.requests)
-        result["file_search_query"] = {}
-        for name, engine, user in (("small_user_exact_scan", search, small),
-                                   ("big_user_hnsw_iterative", search, big),
-                                   ("small_user_forced_hnsw_iterative", forced, small)):
-            result["file_search_query"][name] = measure_queries(engine, user, f"Bearer {tokens[user]}",
-                                                                args.requests)
-            log(f"{name}: {result['file_search_query'][name]}")
+        for part, client in (("file_search_query", embedder), ("file_search_query_database_only", remembering)):
+            result[part] = {}
+            for name, scope_settings, user in (("small_user_exact_scan", settings, small),
+                                               ("big_user_hnsw_iterative", settings, big),
+                                               ("small_user_forced_hnsw_iterative", forced_settings, small)):
+                engine = FileSearch(db, client, scope_settings)
+                result[part][name] = measure_queries(engine, user, f"Bearer {tokens[user]}", args.requests)
+                log(f"{part} {name}: {result[part][name]}")
+        # The index's accuracy and cost at a few hnsw.ef_search values (the default is FileSearchSettings').
+        exact = FileSearch(db, remembering, dataclasses.replace(settings, file_search_exact_scan_max_chunks=10**9))
+        result["big_user_hnsw_by_ef_search"] = {}
+        for ef_search in (40, 100, 200):
+            engine = FileSearch(db, remembering, dataclasses.replace(settings, file_search_hnsw_ef_search=ef_search))
+            row = {"recall_at_5_vs_exact": recall(engine, exact, big, f"Bearer {tokens[big]}"),
+                   **measure_queries(engine, big, f"Bearer {tokens[big]}", args.requests)}
+            result["big_user_hnsw_by_ef_search"][ef_search] = row
+            log(f"big user, ef_search {ef_search}: {row}")
     result["load_average_at_end"] = list(os.getloadavg())
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"embeddings-{stamp}.json"
@@ -332,9 +369,13 @@ def summary(result: dict, path: Path) -> str:
                      f"p99 {row['latency_ms']['p99']} ms")
     lines.append(f"rows: {result['rows']}")
     lines.append(f"embedding one query over HTTP: p50 {result['embed_query_only_ms']['p50']} ms")
-    for name, row in result["file_search_query"].items():
-        lines.append(f"file_search_query {name}: p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms,"
-                     f" results {row['results_min']}..{row['results_max']}")
+    for part in ("file_search_query", "file_search_query_database_only"):
+        for name, row in result[part].items():
+            lines.append(f"{part} {name}: p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms,"
+                         f" results {row['results_min']}..{row['results_max']}")
+    for ef_search, row in result["big_user_hnsw_by_ef_search"].items():
+        lines.append(f"big user, database only, ef_search {ef_search}: recall@5 {row['recall_at_5_vs_exact']}, "
+                     f"p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms")
     return "\n".join(lines)
 
 
