@@ -88,7 +88,7 @@ class MicroBatcher:
                 results = _run_off_loop(self._compute, [job.encodings for job in jobs])
                 for job, result in zip(jobs, results):
                     job.result = result
-            except BaseException as exc:  # every waiting request gets the error; the worker lives on
+            except Exception as exc:  # every waiting request gets the error; the worker lives on
                 for job in jobs:
                     job.error = exc
             finally:
