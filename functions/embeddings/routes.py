@@ -28,7 +28,9 @@ def _texts(body: dict, name: str) -> list[str]:
         # Token ids of another tokenizer (tiktoken's, as OpenAI clients send) would embed as noise.
         raise BadRequest(f"{name} must be a string or an array of strings; token arrays are not supported",
                          param=name)
-    raise BadRequest(f"{name} is required: a string or an array of strings", param=name)
+    if value is None:
+        raise BadRequest(f"{name} is required: a string or an array of strings", param=name)
+    raise BadRequest(f"{name} must be a string or an array of strings", param=name)
 
 
 @bp.get("/health")

@@ -11,7 +11,7 @@ import json
 import re
 import typing
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text as sql
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.types import BigInteger
 
@@ -53,12 +53,12 @@ def _storable(value: str, name: str) -> None:
         raise InvalidInput(f"{name} must be valid Unicode (no unpaired surrogates)") from None
 
 
-_INSERT_CHUNK = text(
+_INSERT_CHUNK = sql(
     "INSERT INTO file_search_chunks (document_pk, user_id, chunk_index, text, embedding) "
     "VALUES (:document_pk, :user_id, :chunk_index, :text, CAST(:embedding AS vector))")
 
 # Small scopes: every chunk in scope, exactly (the CTE is materialised so the HNSW index is not used).
-_EXACT_QUERY = text("""
+_EXACT_QUERY = sql("""
 WITH scope AS MATERIALIZED (
     SELECT c.document_pk, c.chunk_index, c.text, c.embedding <=> CAST(:query_vector AS vector) AS distance
     FROM file_search_chunks c
@@ -85,8 +85,8 @@ FROM nearest s
 JOIN file_search_documents d ON d.id = s.document_pk
 ORDER BY s.distance, d.document_id, s.chunk_index
 """
-HNSW_QUERY_ALL = text(_HNSW_QUERY.format(document_filter=""))
-HNSW_QUERY_DOCUMENTS = text(_HNSW_QUERY.format(document_filter="AND c.document_pk = ANY(:document_pks)")
+HNSW_QUERY_ALL = sql(_HNSW_QUERY.format(document_filter=""))
+HNSW_QUERY_DOCUMENTS = sql(_HNSW_QUERY.format(document_filter="AND c.document_pk = ANY(:document_pks)")
                             ).bindparams(bindparam("document_pks", type_=ARRAY(BigInteger)))
 
 
@@ -98,18 +98,18 @@ class FileSearch:
 
     # Indexing.
 
-    def index_document(self, user_id: int, document_id: typing.Any, text_value: typing.Any,
+    def index_document(self, user_id: int, document_id: typing.Any, text: typing.Any,
                        metadata: typing.Any = None, *, tags: typing.Any = None,
                        authorization: str | None = None) -> dict:
         """Chunk, embed and store a document, replacing any earlier version with the same id.
         Jan's result: `{"document_id", "status": "indexed", "indexed_at", "token_count"}` (+ `chunk_count`)."""
         document_id = self._document_id(document_id)
-        if not isinstance(text_value, str) or not text_value.strip():
+        if not isinstance(text, str) or not text.strip():
             raise InvalidInput("text is required: a non-empty string")
-        _storable(text_value, "text")
+        _storable(text, "text")
         metadata_json = self._metadata(metadata)
         tags = self._tags(tags)
-        size = len(text_value.encode("utf-8"))
+        size = len(text.encode("utf-8"))
         cap = self.settings.file_search_max_document_bytes
         if cap and size > cap:
             raise LimitExceeded(f"the document is {size} bytes; at most {cap} bytes per document")
@@ -117,14 +117,14 @@ class FileSearch:
         with self.db.read() as conn:
             self._check_limits(conn, user_id, document_id, size)
 
-        pieces = chunk_text(text_value, self.settings.file_search_chunk_chars,
+        pieces = chunk_text(text, self.settings.file_search_chunk_chars,
                             self.settings.file_search_chunk_overlap_chars)
         vectors = self._embed(pieces, authorization)
-        token_count = len(_WORDS.findall(text_value))
+        token_count = len(_WORDS.findall(text))
 
         with self.db.transaction() as conn:
             # One writer per user at a time, so two parallel uploads cannot both pass the limits.
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('file_search:' || :user_id, 0))"),
+            conn.execute(sql("SELECT pg_advisory_xact_lock(hashtextextended('file_search:' || :user_id, 0))"),
                          {"user_id": str(user_id)})
             self._check_limits(conn, user_id, document_id, size)
             values = dict(metadata=metadata_json, tags=tags, text_bytes=size, chunk_count=len(pieces),
@@ -248,7 +248,7 @@ class FileSearch:
             # set_config(..., true) is SET LOCAL: these last until this transaction ends, on a pooled connection.
             # The scope is known to be large here, yet the planner, seeing one user's share of the table, may
             # prefer reading every user's rows in sequence: the index is what this path is for.
-            conn.execute(text(
+            conn.execute(sql(
                 "SELECT set_config('enable_seqscan', 'off', true), "
                 "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                 "set_config('hnsw.ef_search', :ef_search, true), "
