@@ -11,7 +11,7 @@ REGISTRY ?=
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 TARGET ?= prod-gpu
 
-.PHONY: help venv run test test-fast migrate admin new-function model-server tools bench bench-conversations images deploy canary promote rollback
+.PHONY: help venv run test test-fast migrate admin new-function model-server tools bench bench-conversations bench-embeddings images deploy canary promote rollback
 
 help:
 	@echo "make run      the whole platform on http://localhost:8000 (embedded PostgreSQL, local model, gateway)"
@@ -67,6 +67,11 @@ bench: venv
 # The conversation store at scale (issue 3): seeds 110 000 conversations / 1.5 M items by SQL once, then measures.
 bench-conversations: venv
 	$(PYTHON) -m bench.conversations
+
+# The embedding service and file search (issue 12): model and HTTP throughput, then file_search_query with
+# 100 000 chunks (seeded by SQL once and kept).
+bench-embeddings: venv
+	$(PYTHON) -m bench.embeddings
 
 # Cluster (docs/deploy.md). Nothing here has run against a live cluster from this repository's CI.
 images: venv

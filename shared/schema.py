@@ -26,7 +26,8 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData(
     naming_convention={
@@ -178,4 +179,46 @@ mcp_tools = Table(
     _updated(),
     Column("updated_by", String(64)),  # public id of the admin who last changed the row
     Index("ix_admin_mcp_tools_category", "category"),
+)
+
+
+class Vector(UserDefinedType):
+    """pgvector's `vector`. Its dimension is a deployment setting (EMBEDDING_DIMENSION, applied by migration
+    0005); queries pass vectors as text literals cast to `vector`, so no client-side type is needed."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "vector"
+
+
+# Per-user file search (the mcp function's file_search_* tools): documents and their embedded chunks.
+# Account deletion hard-deletes the users row, and the cascade removes both.
+file_search_documents = Table(
+    "file_search_documents",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("document_id", String(256), nullable=False),  # the caller's own id, unique per user
+    Column("metadata", JSONB),
+    Column("tags", ARRAY(Text)),
+    Column("text_bytes", Integer, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("token_count", Integer, nullable=False),
+    _created(),
+    _updated(),
+    UniqueConstraint("user_id", "document_id"),
+)
+
+file_search_chunks = Table(
+    "file_search_chunks",
+    metadata,
+    _id(),
+    Column("document_pk", BigInteger, ForeignKey("file_search_documents.id", ondelete="CASCADE"), nullable=False),
+    # The owner again, so the HNSW scan filters without a join.
+    Column("user_id", BigInteger, nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+    Index("ix_file_search_chunks_document_pk", "document_pk"),
 )

@@ -69,7 +69,7 @@ def database_url(server_url):
     with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = _with_database(normalise_url(server_url), name)
-    subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "migrations" / "alembic.ini"), "upgrade", "head"],
+    subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "migrations" / "alembic.ini"), "upgrade", "heads"],
                    env={**os.environ, "DATABASE_URL": url}, check=True, cwd=ROOT, capture_output=True)
     yield url
     with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
@@ -305,3 +305,41 @@ def live_llm(llm_env, provider, tmp_path_factory):
     """The llm function as a live gunicorn process."""
     with serve_llm(llm_env, tmp_path_factory.mktemp("live-llm")) as base:
         yield base
+
+
+@pytest.fixture(scope="session")
+def embeddings_env(database_url, keys_env):
+    """Environment of the embedding function under test (the real all-MiniLM-L6-v2 model)."""
+    return {
+        **keys_env,
+        "DATABASE_URL": database_url,
+        "EMBEDDING_MAX_INPUTS": "16",
+        "EMBEDDING_MAX_INPUT_CHARS": "4000",
+        "MAX_REQUEST_BYTES": str(256 * 1024),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def live_embeddings(embeddings_env, tmp_path_factory):
+    """The embedding function served exactly as in its image: gunicorn with the shared config (gevent)."""
+    port = free_port()
+    env = {**os.environ, **embeddings_env, "PORT": str(port), "HOST": "127.0.0.1"}
+    log_path = tmp_path_factory.mktemp("live-embeddings") / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf",
+             "functions.embeddings.main:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health", timeout=60)
+    except TimeoutError:
+        process.kill()
+        raise RuntimeError(log_path.read_text()[-3000:])
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise

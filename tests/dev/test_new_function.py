@@ -82,9 +82,10 @@ def test_a_taken_name_or_port_is_refused(scaffolded):
     assert not (scaffolded / "functions/media").exists()
 
 
-def test_the_scaffolded_function_passes_the_deploy_checks_and_its_own_test(scaffolded):
+def test_the_scaffolded_function_passes_the_deploy_checks_and_its_own_test(scaffolded, server_url):
+    # The migrations need pgvector: the embedded PostgreSQL of this session, not the system one.
     result = run(scaffolded, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *DEPLOY_CHECKS,
-                 TEST_DATABASE_URL=SYSTEM_DATABASE_URL)
+                 TEST_DATABASE_URL=server_url)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 

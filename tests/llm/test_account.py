@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import uuid
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from shared import ids
 from shared.errors import ERROR_TYPES
@@ -16,7 +17,8 @@ from shared.domain.conversations.tables import (conversation_branches, conversat
                                                 conversations, projects)
 from shared.domain.usage.tables import usage_records
 from shared.platform_schema import jobs
-from shared.schema import api_keys, auth_sessions, full_metadata, refresh_tokens, user_settings, users
+from shared.schema import (api_keys, auth_sessions, file_search_chunks, file_search_documents, full_metadata,
+                           refresh_tokens, user_settings, users)
 
 metadata = full_metadata()
 from tests.conftest import TEST_MODEL_ID
@@ -105,6 +107,14 @@ def populate(app, account) -> dict:
         # Background work queued for the account (a function no sweep dispatches to).
         conn.execute(insert(jobs).values(public_id=ids.public_id("job"), function="test-only", kind="user-work",
                                          payload={"m": marker}, user_id=user_id, max_attempts=1))
+        # An indexed document (file search) with one chunk.
+        document_pk = conn.execute(insert(file_search_documents).values(
+            user_id=user_id, document_id=f"doc {marker}", text_bytes=10, chunk_count=1, token_count=2)
+            .returning(file_search_documents.c.id)).scalar_one()
+        conn.execute(text("INSERT INTO file_search_chunks (document_pk, user_id, chunk_index, text, embedding) "
+                          "VALUES (:pk, :user_id, 0, :text, array_fill(0.5, ARRAY[:dimension])::vector)"),
+                     {"pk": document_pk, "user_id": user_id, "text": marker,
+                      "dimension": int(os.environ.get("EMBEDDING_DIMENSION", "384"))})
     return {"marker": marker, "key": key, "conversation": conversation, "project": project_public_id,
             "in_project": in_project, "deleted": deleted}
 
@@ -136,6 +146,9 @@ def owned(app, public_id: str) -> dict[str, set]:
             "user_settings": keys(select(user_settings.c.id).where(user_settings.c.user_id == user_id)),
             "usage_records": keys(select(usage_records.c.id).where(usage_records.c.user_id == user_id)),
             "jobs": keys(select(jobs.c.id).where(jobs.c.user_id == user_id)),
+            "file_search_documents": keys(select(file_search_documents.c.id)
+                                          .where(file_search_documents.c.user_id == user_id)),
+            "file_search_chunks": keys(select(file_search_chunks.c.id).where(file_search_chunks.c.user_id == user_id)),
         }
 
 
@@ -151,7 +164,7 @@ RETAINED_TABLES = {"audit_logs"}
 def test_every_table_is_classified():
     owned_tables = {"users", "auth_sessions", "refresh_tokens", "api_keys", "conversations", "conversation_items",
                     "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records",
-                    "jobs"}
+                    "jobs", "file_search_documents", "file_search_chunks"}
     assert set(metadata.tables) == owned_tables | UNOWNED_TABLES | RETAINED_TABLES
 
 
