@@ -64,7 +64,7 @@ def database_url(server_url):
     with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = _with_database(normalise_url(server_url), name)
-    subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "migrations" / "alembic.ini"), "upgrade", "head"],
+    subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "migrations" / "alembic.ini"), "upgrade", "heads"],
                    env={**os.environ, "DATABASE_URL": url}, check=True, cwd=ROOT, capture_output=True)
     yield url
     with psycopg.connect(_libpq(server_url), autocommit=True) as conn:

@@ -18,6 +18,7 @@ KONG_FILE = render.REPO_ROOT / "gateway" / "kong.yml"
 # Per function, the public paths whose responses stream (SSE): every route that can carry them must not buffer.
 STREAMING_PATHS = {
     "llm": ("/v1/chat/completions", "/llm/v1/chat/completions"),
+    "realtime": (),
 }
 # Internals every function serves on its port that Kong must not route.
 INTERNAL_PATHS = ("/metrics",)
