@@ -9,6 +9,7 @@ from shared.settings import PlatformSettings, SettingsError, from_env
 # `livekit-server --dev` runs with this key pair; only the development environment falls back to it.
 DEV_LIVEKIT_API_KEY = "devkey"
 DEV_LIVEKIT_API_SECRET = "secret"
+MIN_SECRET_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ def load_settings(**overrides) -> RealtimeSettings:
             raise SettingsError("LIVEKIT_API_KEY and LIVEKIT_API_SECRET are required (or their _FILE forms)")
         settings = dataclasses.replace(settings, livekit_api_key=settings.livekit_api_key or DEV_LIVEKIT_API_KEY,
                                        livekit_api_secret=settings.livekit_api_secret or DEV_LIVEKIT_API_SECRET)
+    elif settings.environment != "development" and len(settings.livekit_api_secret) < MIN_SECRET_LENGTH:
+        # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes).
+        raise SettingsError(f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters")
     for name in ("livekit_token_ttl_seconds", "session_stale_ttl_seconds"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name.upper()} must be positive")

@@ -64,12 +64,12 @@ def test_expired_token_is_rejected_by_livekit():
 
 def test_key_and_secret_come_from_files(tmp_path, monkeypatch):
     (tmp_path / "key").write_text("file-key\n")
-    (tmp_path / "secret").write_text("file-secret\n")
+    (tmp_path / "secret").write_text("file-secret-long-enough-for-hs256-0123\n")
     monkeypatch.setenv("LIVEKIT_API_KEY_FILE", str(tmp_path / "key"))
     monkeypatch.setenv("LIVEKIT_API_SECRET_FILE", str(tmp_path / "secret"))
     monkeypatch.setenv("ENVIRONMENT", "production")
     settings = load_settings()
-    assert (settings.livekit_api_key, settings.livekit_api_secret) == ("file-key", "file-secret")
+    assert (settings.livekit_api_key, settings.livekit_api_secret) == ("file-key", "file-secret-long-enough-for-hs256-0123")
 
 
 def test_outside_development_missing_keys_stop_the_start(monkeypatch):
@@ -78,6 +78,12 @@ def test_outside_development_missing_keys_stop_the_start(monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "production")
     with pytest.raises(SettingsError, match="LIVEKIT_API_KEY"):
         load_settings()
+    monkeypatch.setenv("LIVEKIT_API_KEY", "prod-key")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "too-short")
+    with pytest.raises(SettingsError, match="at least 32"):
+        load_settings()
+    monkeypatch.delenv("LIVEKIT_API_KEY")
+    monkeypatch.delenv("LIVEKIT_API_SECRET")
     monkeypatch.setenv("ENVIRONMENT", "development")
     settings = load_settings()
     assert (settings.livekit_api_key, settings.livekit_api_secret) == ("devkey", "secret")
