@@ -102,13 +102,16 @@ class TestEdgePolicy:
         for service in document["services"]:
             assert service["url"] == f"http://{service['name']}.jan.svc.cluster.local"
 
-    def test_only_the_llm_function_is_routed_so_far(self, config):
-        assert set(config.services) == {"llm"}
+    def test_routed_functions(self, config):
+        assert set(config.services) == {"llm", "realtime"}
 
     @pytest.mark.parametrize("path, route", [
         ("/llm/v1/models", "llm-prefixed"), ("/v1/models", "llm-v1"), ("/v1/chat/completions", "llm-chat-completions"),
         ("/auth/guest-login", "llm-auth"), ("/healthz", "llm-health"), ("/readyz", "llm-health"),
         ("/v1/public/shares/abc", "llm-public-shares"),
+        # Longest prefix: /v1/realtime beats llm's /v1.
+        ("/v1/realtime/sessions", "realtime-v1"), ("/v1/realtime/sessions/sess_abc", "realtime-v1"),
+        ("/v1/realtime/client_secrets", "realtime-v1"), ("/realtime/healthz", "realtime-prefixed"),
     ])
     def test_routes(self, config, path, route):
         method = "POST" if path.endswith(("completions", "login")) else "GET"
