@@ -42,6 +42,7 @@ class RoomSync:
         self.rooms = rooms
         self.stale_ttl = dt.timedelta(seconds=stale_ttl_seconds)
         self.clock = clock
+        self._livekit_down = False
 
     def tick(self) -> SyncResult | None:
         """One pass; None when another replica holds this tick's lock."""
@@ -55,8 +56,13 @@ class RoomSync:
             try:
                 rooms = self.rooms.list_rooms()
             except LiveKitError as exc:
-                log.warning("LiveKit ListRooms failed, only stale sessions are removed this tick: %s", exc)
+                # Said once per outage, not every tick (a local stack without LiveKit would repeat it forever).
+                (log.debug if self._livekit_down else log.warning)(
+                    "LiveKit ListRooms failed, only stale sessions are removed until it answers: %s", exc)
                 rooms, result.livekit_reachable = None, False
+            if self._livekit_down and rooms is not None:
+                log.info("LiveKit answers again")
+            self._livekit_down = rooms is None
             now = self.clock()
             for row in rows:
                 if row.deleted_at is not None:
