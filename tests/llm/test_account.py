@@ -13,7 +13,8 @@ from sqlalchemy import insert, select, update
 from shared import ids
 from shared.errors import ERROR_TYPES
 from shared.schema import (api_keys, auth_sessions, conversation_branches, conversation_items, conversation_shares,
-                           conversations, metadata, projects, refresh_tokens, usage_records, user_settings, users)
+                           conversations, metadata, projects, realtime_sessions, refresh_tokens, usage_records,
+                           user_settings, users)
 from tests.conftest import TEST_MODEL_ID
 from tests.doubles.oidc_issuer import OidcIssuer
 
@@ -97,6 +98,11 @@ def populate(app, account) -> dict:
                 public_id=ids.share_id(), slug=ids.share_slug(), conversation_id=conversation_id,
                 owner_user_id=user_id, title=marker, revoked_at=revoked,
                 snapshot={"title": marker, "items": [{"id": "msg_x", "content": [{"type": "text", "text": marker}]}]}))
+        # A realtime (LiveKit) session: not exported (it holds no content), deleted with the account.
+        now = dt.datetime.now(UTC)
+        conn.execute(insert(realtime_sessions).values(
+            public_id=ids.public_id("sess", 24), user_id=user_id, room_id=ids.public_id("room", 24), created_at=now,
+            token_expires_at=now + dt.timedelta(days=1)))
     return {"marker": marker, "key": key, "conversation": conversation, "project": project_public_id,
             "in_project": in_project, "deleted": deleted}
 
@@ -127,6 +133,7 @@ def owned(app, public_id: str) -> dict[str, set]:
             "projects": keys(select(projects.c.id).where(projects.c.user_id == user_id)),
             "user_settings": keys(select(user_settings.c.id).where(user_settings.c.user_id == user_id)),
             "usage_records": keys(select(usage_records.c.id).where(usage_records.c.user_id == user_id)),
+            "realtime_sessions": keys(select(realtime_sessions.c.id).where(realtime_sessions.c.user_id == user_id)),
         }
 
 
@@ -136,7 +143,8 @@ UNOWNED_TABLES = {"oauth_states", "providers", "model_catalogs", "provider_model
 
 def test_every_table_is_classified():
     owned_tables = {"users", "auth_sessions", "refresh_tokens", "api_keys", "conversations", "conversation_items",
-                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records"}
+                    "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records",
+                    "realtime_sessions"}
     assert set(metadata.tables) == owned_tables | UNOWNED_TABLES
 
 
