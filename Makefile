@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-EXTRAS := llm,otel,migrations,local,test
+EXTRAS := llm,realtime,otel,migrations,local,test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 REGISTRY ?=
