@@ -1,8 +1,8 @@
 """The room sync: Jan's session state machine against LiveKit, run by one replica at a time.
 
 Every tick: `created` -> `connected` once someone is in the room; a `connected` session whose room is gone or
-empty is removed (`room_empty`); a `created` session older than the stale TTL is removed (`stale`); deleted
-sessions whose room removal failed get DeleteRoom again. When LiveKit cannot be reached only the stale rule runs
+empty is removed (`room_empty`); a `created` session older than the stale TTL, or whose token expired, is removed
+(`stale`); deleted sessions whose room removal failed get DeleteRoom again. When LiveKit cannot be reached only the stale rule runs
 (as in Jan), and room removals wait for the next tick.
 
 Each tick runs in one transaction that first takes `pg_try_advisory_xact_lock`: a replica that does not get it
@@ -50,7 +50,7 @@ class RoomSync:
             if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SYNC_LOCK}).scalar():
                 return None
             rows = conn.execute(select(sessions.c.id, sessions.c.public_id, sessions.c.room_id, sessions.c.status,
-                                       sessions.c.created_at, sessions.c.deleted_at)
+                                       sessions.c.created_at, sessions.c.token_expires_at, sessions.c.deleted_at)
                                 .order_by(sessions.c.id)).all()
             result = SyncResult()
             try:
@@ -69,7 +69,9 @@ class RoomSync:
                     if rooms is not None:
                         self._remove_room(conn, row, rooms, result)
                     continue
-                stale = row.status == "created" and now - row.created_at > self.stale_ttl
+                # Never joined within the stale TTL, or its token expired first (it can no longer be joined).
+                stale = row.status == "created" and (now - row.created_at > self.stale_ttl
+                                                     or now >= row.token_expires_at)
                 if rooms is None:
                     if stale:
                         self._end(conn, row, "stale", now, result)

@@ -83,6 +83,16 @@ def test_the_stale_ttl_is_a_setting(make_realtime, user, clock):
     assert app.extensions["jan"].services["realtime_sync"].sync.tick().removed == {created["id"]: "stale"}
 
 
+def test_a_session_whose_token_expired_unjoined_is_stale(make_realtime, user, clock):
+    app = make_realtime(livekit_token_ttl_seconds=120)
+    created = app.test_client().post("/v1/realtime/sessions", headers=bearer(user)).json
+    sync = app.extensions["jan"].services["realtime_sync"].sync
+    clock.advance(119)
+    assert sync.tick().removed == {}
+    clock.advance(1)
+    assert sync.tick().removed == {created["id"]: "stale"}
+
+
 def test_livekit_down_applies_only_the_stale_rule(rt, realtime, sync, new_user, livekit, clock):
     talker, idler = new_user(), new_user()
     talking = rt.post("/v1/realtime/sessions", headers=bearer(talker)).json
