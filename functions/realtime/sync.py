@@ -95,6 +95,8 @@ class RoomSync:
         try:
             return bool(self.rooms.list_participants(room_id))
         except LiveKitError as exc:
+            if exc.code == "not_found":  # closed since ListRooms
+                return False
             log.warning("LiveKit ListParticipants for %s failed, using the room list's count: %s", room_id, exc)
             return room.num_participants > 0
 

@@ -56,6 +56,17 @@ def test_a_closed_room_ends_its_connected_session(rt, sync, user, livekit):
     assert status(rt, user, created["id"]) == 404
 
 
+def test_participants_decide_over_the_room_lists_count(rt, sync, user, livekit):
+    created = rt.post("/v1/realtime/sessions", headers=bearer(user)).json
+    livekit.join(created["room_id"], user.user_id)
+    sync.tick()
+    livekit.fail = {"ListParticipants"}  # the room list's count is the fallback
+    assert sync.tick().removed == {}
+    livekit.fail = set()
+    livekit.leave(created["room_id"], user.user_id)
+    assert sync.tick().removed == {created["id"]: "room_empty"}
+
+
 def test_a_session_never_joined_is_removed_after_ten_minutes(rt, sync, user, livekit, clock):
     created = rt.post("/v1/realtime/sessions", headers=bearer(user)).json
     clock.advance(599)
