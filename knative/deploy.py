@@ -48,6 +48,8 @@ EXTERNAL_OBJECTS = {
     ("Secret", SERVICE_CREDENTIALS_SECRET): {SWEEPER_CREDENTIAL_KEY, CREDENTIAL_HASHES_KEY},
     # Kong's rate-limit Redis password (production; development renders its own).
     ("Secret", "jan-redis"): {"password"},
+    # The realtime function's LiveKit API key pair (functions/realtime/function.toml secret_env).
+    ("Secret", "jan-livekit"): {"api-key", "api-secret"},
     # Only with knative/components/keycloak.
     ("Secret", "jan-oidc"): {"client-secret"},
 }

@@ -41,6 +41,8 @@ def knative_service(manifest: FunctionManifest) -> dict:
     # Private keys are files in a read-only volume, never variables (they would show in /proc and crash reports).
     key_files = [function_manifest.KEY_FILES[key] for key in manifest.keys]
     env += [{"name": variable, "value": f"{KEYS_MOUNT}/{filename}"} for filename, variable in key_files]
+    env += [{"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for variable, secret, key in manifest.secrets]
     if manifest.issuer:
         # Who may ask the issuer for delegation and service tokens (docs/architecture.md "Service identity").
         env.append({"name": "SERVICE_CREDENTIAL_HASHES", "valueFrom": {"secretKeyRef": {

@@ -120,7 +120,8 @@ def _reject_nul_in_url(app: Flask) -> None:
 def create_app(settings: PlatformSettings, blueprints: Iterable[Blueprint], *, admin_emails: tuple[str, ...] = (),
                services: dict | None = None) -> Flask:
     configure_logging(settings)
-    app = Flask(settings.service_name)
+    # No function serves static files (and a name that resolves to some folder must not grow a /static route).
+    app = Flask(settings.service_name, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     app.json.compact = True

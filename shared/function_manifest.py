@@ -29,6 +29,7 @@ KEY_FILES = {
 # cluster, /version and /openapi.json describe the build and every route (for operators and the fuzzers, not the
 # public), and /internal/... is for other functions (token minting, job runs).
 INTERNAL_PATHS = ("/metrics", "/version", "/openapi.json", "/internal")
+_SECRET_ENV = re.compile(r"[A-Z][A-Z0-9_]*=[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+")
 _NAME = re.compile(r"[a-z][a-z0-9]{1,30}")
 
 
@@ -59,6 +60,8 @@ class FunctionManifest:
     keys: tuple[str, ...] = ()
     # Public paths whose responses stream (SSE): every Kong route that can carry them must not buffer.
     streaming_paths: tuple[str, ...] = ()
+    # Variables read from Secrets the operator creates: "VARIABLE=secret-name/key" (e.g. the LiveKit key pair).
+    secret_env: tuple[str, ...] = ()
     folder: Path = field(default=Path("."), compare=False)
 
     @property
@@ -73,6 +76,12 @@ class FunctionManifest:
     def issuer(self) -> bool:
         """The token issuer is the function holding the signing key (llm)."""
         return "token-signing-key" in self.keys
+
+    @property
+    def secrets(self) -> list[tuple[str, str, str]]:
+        """(variable, Secret name, key) of each secret_env entry."""
+        return [(variable, *reference.split("/", 1)) for variable, reference in
+                (item.split("=", 1) for item in self.secret_env)]
 
     @property
     def image(self) -> str:
@@ -144,6 +153,8 @@ def load(path: Path) -> FunctionManifest:
         raise ManifestError(f"{where}: min_scale must be between 0 and max_scale")
     if any(not public_path.startswith("/") for public_path in raw.get("streaming_paths", [])):
         raise ManifestError(f"{where}: streaming_paths are public paths, each starting with /")
+    if any(not _SECRET_ENV.fullmatch(item) for item in raw.get("secret_env", [])):
+        raise ManifestError(f"{where}: secret_env entries are VARIABLE=secret-name/key")
     lists = {key: tuple(raw[key]) for key, kind in _KINDS.items() if kind is list and key in raw}
     return FunctionManifest(**{**raw, **lists}, folder=path.parent)
 

@@ -222,3 +222,22 @@ file_search_chunks = Table(
     Column("embedding", Vector(), nullable=False),
     Index("ix_file_search_chunks_document_pk", "document_pk"),
 )
+
+# Realtime (LiveKit) sessions. A row is a live session (deleted_at NULL) or, once deleted, a tombstone kept only
+# until its LiveKit room is confirmed gone (the room sync retries DeleteRoom, then removes the row).
+realtime_sessions = Table(
+    "realtime_sessions",
+    metadata,
+    _id(),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("room_id", String(32), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="created"),  # created | connected
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("connected_at", DateTime(timezone=True)),
+    Column("token_expires_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("delete_reason", String(16)),  # deleted | stale | room_empty
+    Index("ix_realtime_sessions_live_user", "user_id", "created_at", postgresql_where=text("deleted_at IS NULL")),
+    Index("ix_realtime_sessions_tombstones", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
+)

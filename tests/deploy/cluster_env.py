@@ -22,6 +22,8 @@ def outside_values(database_url: str) -> dict[tuple[str, str, str], str]:
         ("Secret", deploy.SERVICE_CREDENTIALS_SECRET, deploy.SWEEPER_CREDENTIAL_KEY): "sweeper-credential",
         ("Secret", deploy.SERVICE_CREDENTIALS_SECRET, deploy.CREDENTIAL_HASHES_KEY):
             "jobs-sweeper:" + hashlib.sha256(b"sweeper-credential").hexdigest(),
+        ("Secret", "jan-livekit", "api-key"): "livekit-test-key",
+        ("Secret", "jan-livekit", "api-secret"): "livekit-test-secret-of-at-least-32-characters",
     }
 
 

@@ -103,7 +103,7 @@ class TestEdgePolicy:
             assert service["url"] == f"http://{service['name']}.jan.svc.cluster.local"
 
     def test_the_public_functions_are_routed(self, config):
-        assert set(config.services) == {"llm", "mcp"}
+        assert set(config.services) == {"llm", "mcp", "realtime"}
 
     @pytest.mark.parametrize("path, route", [
         ("/llm/v1/models", "llm-prefixed"), ("/v1/models", "llm-v1"), ("/v1/chat/completions", "llm-chat-completions"),
@@ -114,6 +114,9 @@ class TestEdgePolicy:
         ("/mcp", "mcp-rpc"), ("/mcp/healthz", "mcp-health"), ("/mcp/readyz", "mcp-health"),
         ("/v1/mcp-tools", "mcp-tools"), ("/v1/mcp-tools/google_search", "mcp-tools"),
         ("/v1/admin/mcp-tools/mcp_scrape_001", "mcp-tools"), ("/v1/admin/models", "llm-v1"),
+        # Longest prefix: /v1/realtime beats llm's /v1.
+        ("/v1/realtime/sessions", "realtime-v1"), ("/v1/realtime/sessions/sess_abc", "realtime-v1"),
+        ("/v1/realtime/client_secrets", "realtime-v1"), ("/realtime/healthz", "realtime-prefixed"),
     ])
     def test_routes(self, config, path, route):
         method = "POST" if path.endswith(("completions", "login", "token", "/mcp")) else "GET"

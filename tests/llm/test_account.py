@@ -18,7 +18,7 @@ from shared.domain.conversations.tables import (conversation_branches, conversat
 from shared.domain.usage.tables import usage_records
 from shared.platform_schema import jobs
 from shared.schema import (api_keys, auth_sessions, file_search_chunks, file_search_documents, full_metadata,
-                           refresh_tokens, user_settings, users)
+                           realtime_sessions, refresh_tokens, user_settings, users)
 
 metadata = full_metadata()
 from tests.conftest import TEST_MODEL_ID
@@ -115,6 +115,11 @@ def populate(app, account) -> dict:
                           "VALUES (:pk, :user_id, 0, :text, array_fill(0.5, ARRAY[:dimension])::vector)"),
                      {"pk": document_pk, "user_id": user_id, "text": marker,
                       "dimension": int(os.environ.get("EMBEDDING_DIMENSION", "384"))})
+        # A realtime (LiveKit) session: not exported (it holds no content), deleted with the account.
+        now = dt.datetime.now(UTC)
+        conn.execute(insert(realtime_sessions).values(
+            public_id=ids.public_id("sess", 24), user_id=user_id, room_id=ids.public_id("room", 24), created_at=now,
+            token_expires_at=now + dt.timedelta(days=1)))
     return {"marker": marker, "key": key, "conversation": conversation, "project": project_public_id,
             "in_project": in_project, "deleted": deleted}
 
@@ -149,6 +154,7 @@ def owned(app, public_id: str) -> dict[str, set]:
             "file_search_documents": keys(select(file_search_documents.c.id)
                                           .where(file_search_documents.c.user_id == user_id)),
             "file_search_chunks": keys(select(file_search_chunks.c.id).where(file_search_chunks.c.user_id == user_id)),
+            "realtime_sessions": keys(select(realtime_sessions.c.id).where(realtime_sessions.c.user_id == user_id)),
         }
 
 
@@ -164,7 +170,7 @@ RETAINED_TABLES = {"audit_logs"}
 def test_every_table_is_classified():
     owned_tables = {"users", "auth_sessions", "refresh_tokens", "api_keys", "conversations", "conversation_items",
                     "conversation_branches", "conversation_shares", "projects", "user_settings", "usage_records",
-                    "jobs", "file_search_documents", "file_search_chunks"}
+                    "jobs", "file_search_documents", "file_search_chunks", "realtime_sessions"}
     assert set(metadata.tables) == owned_tables | UNOWNED_TABLES | RETAINED_TABLES
 
 
