@@ -71,11 +71,18 @@ def base_env(database_url: str, keys_env: dict[str, str], environ: dict[str, str
         # Behind the dev gateway every peer is 127.0.0.1 and Host is the function's own address (as with Kong).
         "CLIENT_ADDRESS_HEADER": "X-Real-IP",
         "PUBLIC_BASE_URL": f"http://localhost:{GATEWAY_PORT}",
+        **local_service_urls(),
         **environ,
         "DATABASE_URL": database_url,
         "ENVIRONMENT": "development",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def local_service_urls() -> dict[str, str]:
+    """Where functions reach the local stack's other functions: the embedding service (file search)."""
+    functions = available_functions()
+    return {"EMBEDDING_SERVICE_URL": local_url(functions["embeddings"])} if "embeddings" in functions else {}
 
 
 def dev_keys_env(keys_dir: Path = DATA_DIR / "keys") -> dict[str, str]:

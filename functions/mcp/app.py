@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from functions.mcp.arguments import ToolFailure
 from functions.mcp.catalog import ToolCatalog, parse_update
+from functions.mcp.file_search_tools import file_search_tools
 from functions.mcp.search import DESCRIPTION as SEARCH_DESCRIPTION, SCHEMA as SEARCH_SCHEMA, SerperSearch
 from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SCRAPE_SCHEMA, Scraper
 from functions.mcp.server import ToolSpec, ToolsServer
@@ -34,7 +35,7 @@ HEALTH_ALIASES = ("/mcp/healthz", "/mcp/readyz")
 OPEN_PATHS = ("/healthz", "/readyz", *HEALTH_ALIASES, "/version", "/metrics", "/openapi.json")
 
 
-def build_tools(settings: McpSettings) -> list[ToolSpec]:
+def build_tools(settings: McpSettings, db: Database) -> list[ToolSpec]:
     """The tools whose backing service is configured (a tool without one is not offered at all)."""
     tools = []
     if settings.search_api_url and settings.search_api_key:
@@ -52,6 +53,7 @@ def build_tools(settings: McpSettings) -> list[ToolSpec]:
         definition = sandbox.python_exec_tool_schema()
         tools.append(ToolSpec(definition["name"], definition["description"], definition["inputSchema"],
                               lambda args, config, principal: _python_exec(args, settings), check_arguments=False))
+    tools += file_search_tools(db, settings)
     return tools
 
 
@@ -240,7 +242,7 @@ def create_app(settings: McpSettings):
     resolver = PrincipalResolver(db, TokenVerifier(settings))
     catalog = ToolCatalog(db, settings.tool_config_ttl_seconds)
     metrics = _Metrics()
-    server = ToolsServer(build_tools(settings), catalog, metrics.record_call)
+    server = ToolsServer(build_tools(settings, db), catalog, metrics.record_call)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATHS[0], stateless_http=True, json_response=True,
         max_request_body_size=settings.max_request_bytes,

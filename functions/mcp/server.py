@@ -7,6 +7,8 @@ failure (bad arguments, an upstream fault, a refused URL) is an `isError` result
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ class ToolSpec:
     run: Callable[[dict, ToolConfig | None, Principal], dict]
     # False: the tool reads its raw arguments itself (python_exec keeps Jan's lenient boolean parsing).
     check_arguments: bool = True
+    # True: `run` also gets `authorization`, the caller's own credential of this request, to present to a service
+    # that authenticates the caller itself (the embedding service); never stored.
+    forward_authorization: bool = False
 
 
 class ToolsServer(MCPServer):
@@ -66,7 +71,10 @@ class ToolsServer(MCPServer):
         principal = context.request_context.request.scope[PRINCIPAL_KEY]
         try:
             values = checked(tool.input_schema, arguments) if tool.check_arguments else arguments
-            payload = await anyio.to_thread.run_sync(tool.run, values, config, principal)
+            run = tool.run
+            if tool.forward_authorization:
+                run = functools.partial(tool.run, authorization=_credential(context.request_context.request))
+            payload = await anyio.to_thread.run_sync(run, values, config, principal)
         except ToolFailure as failure:
             self.on_call(name, "tool_error")
             return CallToolResult(content=[TextContent(type="text", text=str(failure))], is_error=True)
@@ -77,3 +85,12 @@ class ToolsServer(MCPServer):
                                   is_error=True)
         self.on_call(name, "ok")
         return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))])
+
+
+def _credential(request) -> str | None:
+    """The caller's credential as an Authorization header value (an `X-API-Key` becomes `Bearer sk_…`)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        return authorization
+    api_key = request.headers.get("x-api-key")
+    return f"Bearer {api_key}" if api_key else None

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.file_search.settings import FileSearchSettings
 from shared.sandbox import SandboxToolSettings
 from shared.settings import PlatformSettings
 
 
 @dataclass(frozen=True)
-class McpSettings(SandboxToolSettings, PlatformSettings):
-    """The platform's settings, python_exec's (shared/sandbox.py) and the tools' below."""
+class McpSettings(SandboxToolSettings, FileSearchSettings, PlatformSettings):
+    """The platform's settings, python_exec's (shared/sandbox.py), file search's (shared/file_search) and the
+    tools' below."""
 
     service_name: str = "mcp"
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class FileSearchSettings:
     # The embedding service (functions/embeddings locally, TEI in production): its `/embed` contract.
-    embedding_service_url: str = "http://127.0.0.1:8092"
+    # Empty: no embedding service, so the file_search tools are not offered.
+    embedding_service_url: str = ""
     embedding_timeout_seconds: float = 30.0
     # The stored vectors' size; must match the migration's column (same variable) and the service's model.
     embedding_dimension: int = 384
