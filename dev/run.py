@@ -17,9 +17,11 @@ import urllib.error
 from pathlib import Path
 
 from dev import embedded_pg, model_server, stack
+from dev import sandbox as dev_sandbox
 from dev.job_sweeper import SweepTimer
 from dev.readiness import NotReady, PortInUse, ensure_ports_free, wait_http
 from dev.supervisor import ChildExited, Shutdown, Supervisor
+from shared.settings import from_env
 
 READY_TIMEOUT_SECONDS = 120.0
 
@@ -60,6 +62,9 @@ def run_stack(supervisor: Supervisor, args: argparse.Namespace, began: float) ->
     ports = {**functions, "gateway": stack.GATEWAY_PORT}
     if run_model:
         ports["model server"] = model_server.DEFAULT_PORT
+    sandbox = from_env(dev_sandbox.DevSandboxSettings)
+    if sandbox.dev_sandbox_enabled:
+        ports["sandbox"] = sandbox.dev_sandbox_port
     ensure_ports_free(ports)
     if run_model:
         model_server.ensure_installed()
@@ -69,6 +74,12 @@ def run_stack(supervisor: Supervisor, args: argparse.Namespace, began: float) ->
     stack.run_migrations(env)
 
     root = str(stack.PROJECT_ROOT)
+    if sandbox.dev_sandbox_enabled:
+        # Off unless asked for (docs/sandbox.md): python_exec then runs code in this loopback-only sandbox.
+        supervisor.start("sandbox", [sys.executable, "-m", "dev.sandbox"], dev_sandbox.child_env(os.environ), root)
+        wait_http(dev_sandbox.base_url(sandbox) + "/v1/ping", READY_TIMEOUT_SECONDS,
+                  check_alive=supervisor.raise_if_any_exited)
+        env = {**env, "SANDBOX_FUSION_URL": dev_sandbox.base_url(sandbox)}
     model = supervisor.start("model", model_server.command(), env, root) if run_model else None
     for name, port in functions.items():
         supervisor.start(name, stack.function_command(name, port), stack.function_env(port, env), root)
