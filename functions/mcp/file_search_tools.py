@@ -32,6 +32,12 @@ QUERY_SCHEMA = {
     },
     "required": ["query"],
 }
+DELETE_DESCRIPTION = "Delete a document indexed via file_search_index, with all its chunks."
+DELETE_SCHEMA = {
+    "type": "object",
+    "properties": {"document_id": {"type": "string", "description": "The document's identifier"}},
+    "required": ["document_id"],
+}
 
 
 def file_search_tools(db, settings) -> list[ToolSpec]:
@@ -51,11 +57,19 @@ def file_search_tools(db, settings) -> list[ToolSpec]:
             principal.user_id, arguments.get("query"), arguments.get("top_k"), arguments.get("document_ids"),
             authorization=authorization))
 
+    def delete(arguments, _config, principal, authorization):
+        deleted = _failing_clearly(lambda: search.delete_document(principal.user_id, arguments.get("document_id")))
+        if not deleted:
+            raise ToolFailure(f"no document {arguments.get('document_id')!r} in your index")
+        return {"document_id": arguments.get("document_id"), "status": "deleted"}
+
     # FileSearch checks its own arguments, with Jan's messages (metadata is an object, which the generic checker
     # does not read).
     return [ToolSpec("file_search_index", INDEX_DESCRIPTION, INDEX_SCHEMA, index, check_arguments=False,
                      forward_authorization=True),
             ToolSpec("file_search_query", QUERY_DESCRIPTION, QUERY_SCHEMA, query, check_arguments=False,
+                     forward_authorization=True),
+            ToolSpec("file_search_delete", DELETE_DESCRIPTION, DELETE_SCHEMA, delete, check_arguments=False,
                      forward_authorization=True)]
 
 

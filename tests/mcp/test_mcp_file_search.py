@@ -29,7 +29,7 @@ def payload(result) -> dict:
 
 
 def test_file_search_is_offered_only_with_an_embedding_service(mcp_with_file_search, live_mcp, user):
-    assert {"file_search_index", "file_search_query"} <= {tool.name for tool in
+    assert {"file_search_index", "file_search_query", "file_search_delete"} <= {tool.name for tool in
                                                           list_tools(mcp_with_file_search, user.headers).tools}
     assert not {"file_search_index", "file_search_query"} & {tool.name for tool in
                                                              list_tools(live_mcp, user.headers).tools}
@@ -54,6 +54,14 @@ def test_a_query_finds_the_right_document_and_another_user_sees_none(mcp_with_fi
     nothing = payload(call_tool(mcp_with_file_search, stranger.headers, "file_search_query",
                                 {"query": "when does my train depart?"}))
     assert nothing["results"] == []
+    not_theirs = call_tool(mcp_with_file_search, stranger.headers, "file_search_delete", {"document_id": "trip"})
+    assert not_theirs.is_error
+
+    assert payload(call_tool(mcp_with_file_search, owner.headers, "file_search_delete",
+                             {"document_id": "trip"})) == {"document_id": "trip", "status": "deleted"}
+    after = payload(call_tool(mcp_with_file_search, owner.headers, "file_search_query",
+                              {"query": "when does my train depart?"}))
+    assert "trip" not in {result["document_id"] for result in after["results"]}
 
 
 def test_bad_arguments_and_a_down_embedding_service_are_clear_tool_errors(mcp_env, mcp_with_file_search, user,
