@@ -275,18 +275,18 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def serve_llm(env: dict, log_dir: Path):
-    """One llm function process served exactly as in its image: gunicorn with the shared config (gevent)."""
+def serve_function(name: str, env: dict, log_dir: Path, ready_path: str = "/readyz"):
+    """One function process served exactly as in its image: gunicorn with the shared config (gevent)."""
     port = free_port()
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
     log_path = log_dir / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf", "functions.llm.main:app"],
+            [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf", f"functions.{name}.main:app"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/readyz")
+        wait_http(f"{base}{ready_path}", timeout=60)
     except TimeoutError:
         process.kill()
         raise RuntimeError(log_path.read_text()[-3000:])
@@ -297,7 +297,11 @@ def serve_llm(env: dict, log_dir: Path):
     except subprocess.TimeoutExpired:
         process.kill()
         raise
-    print(f"live llm log: {log_path}")
+    print(f"live {name} log: {log_path}")
+
+
+def serve_llm(env: dict, log_dir: Path):
+    return serve_function("llm", env, log_dir)
 
 
 @pytest.fixture(scope="session")
@@ -323,23 +327,7 @@ def embeddings_env(database_url, keys_env):
 @pytest.fixture(scope="session")
 def live_embeddings(embeddings_env, tmp_path_factory):
     """The embedding function served exactly as in its image: gunicorn with the shared config (gevent)."""
-    port = free_port()
-    env = {**os.environ, **embeddings_env, "PORT": str(port), "HOST": "127.0.0.1"}
-    log_path = tmp_path_factory.mktemp("live-embeddings") / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf",
-             "functions.embeddings.main:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/health", timeout=60)
-    except TimeoutError:
-        process.kill()
-        raise RuntimeError(log_path.read_text()[-3000:])
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
+    with serve_function("embeddings", embeddings_env, tmp_path_factory.mktemp("live-embeddings"), "/health") as base:
+        yield base
+
+
