@@ -20,6 +20,7 @@ from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SC
 from functions.mcp.server import ToolSpec, ToolsServer
 from functions.mcp.settings import McpSettings
 from shared import sandbox
+from shared.audit import actor_of
 from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
@@ -157,7 +158,8 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         public_id = request.path_params["public_id"]
         if not changes:
             return JSONResponse({"data": await anyio.to_thread.run_sync(catalog.get, public_id)})
-        updated = await anyio.to_thread.run_sync(catalog.update, public_id, changes, principal.public_id)
+        updated = await anyio.to_thread.run_sync(functools.partial(
+            catalog.update, public_id, changes, actor_of(principal), request_id=request_id_of(request.scope)))
         return JSONResponse({"data": updated})
 
     async def healthz(request: Request):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, update
 
+from shared.audit import Actor, AuditLog
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.schema import mcp_tools
@@ -79,6 +80,7 @@ def tool_body(row) -> dict:
 class ToolCatalog:
     def __init__(self, db: Database, ttl_seconds: float):
         self.db = db
+        self.audit = AuditLog(db)
         self.ttl = ttl_seconds
         self._configs: dict[str, ToolConfig] | None = None
         self._expires_at = float("-inf")
@@ -146,15 +148,21 @@ class ToolCatalog:
             raise NotFound("tool not found or inactive")
         return tool_body(row)
 
-    def update(self, public_id: str, changes: dict, admin_public_id: str) -> dict:
-        values = {**changes, "updated_at": utcnow(), "updated_by": admin_public_id}
+    def update(self, public_id: str, changes: dict, actor: Actor, *, request_id: str | None = None) -> dict:
+        """Apply an admin's changes and append its audit entry (the row before and after) in one transaction."""
+        values = {**changes, "updated_at": utcnow(), "updated_by": actor.user_id}
         with self.db.transaction() as conn:
+            before = conn.execute(select(mcp_tools).where(mcp_tools.c.public_id == public_id)
+                                  .with_for_update()).first()
+            if before is None:
+                raise NotFound("mcp tool not found")
             row = conn.execute(update(mcp_tools).where(mcp_tools.c.public_id == public_id).values(**values)
                                .returning(*mcp_tools.c)).first()
-        if row is None:
-            raise NotFound("mcp tool not found")
+            after = tool_body(row)
+            self.audit.record(actor, "mcp_tool.update", "mcp_tool", public_id, before=tool_body(before),
+                              after=after, request_id=request_id, conn=conn)
         self.invalidate()
-        return tool_body(row)
+        return after
 
 
 def parse_update(body) -> dict:
