@@ -19,6 +19,7 @@ from functions.mcp.search import DESCRIPTION as SEARCH_DESCRIPTION, SCHEMA as SE
 from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SCRAPE_SCHEMA, Scraper
 from functions.mcp.server import ToolSpec, ToolsServer
 from functions.mcp.settings import McpSettings
+from functions.mcp.write_back import ResultWriter
 from shared import sandbox
 from shared.audit import actor_of
 from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of
@@ -244,7 +245,7 @@ def create_app(settings: McpSettings):
     resolver = PrincipalResolver(db, TokenVerifier(settings))
     catalog = ToolCatalog(db, settings.tool_config_ttl_seconds)
     metrics = _Metrics()
-    server = ToolsServer(build_tools(settings, db), catalog, metrics.record_call)
+    server = ToolsServer(build_tools(settings, db), catalog, metrics.record_call, ResultWriter(db))
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATHS[0], stateless_http=True, json_response=True,
         max_request_body_size=settings.max_request_bytes,
