@@ -3,11 +3,11 @@ cached briefly per process, and the admin reads and writes behind /v1/admin/mcp-
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
+import regex
 from sqlalchemy import func, or_, select, update
 
 from shared.audit import Actor, AuditLog
@@ -18,25 +18,36 @@ from shared.times import rfc3339, utcnow
 
 log = logging.getLogger("jan.mcp.catalog")
 
-# Python's `re` backtracks (Jan's Go regexps do not): patterns are short, few, and only ever matched against
-# capped text, so one filter pass stays small.
+# Jan's Go regexps run in linear time; Python's backtrack, so an admin's `(a+)+$` could hang a search. Patterns are
+# few and short, matched against capped text, and every result's check has a time budget (the `regex` module's
+# timeout): a check that runs out counts as a match, so the result is dropped rather than the search held up.
 MAX_KEYWORDS = 50
 MAX_KEYWORD_LENGTH = 200
 MATCH_TEXT_LIMIT = 5000
+MATCH_BUDGET_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
 class ToolConfig:
     is_active: bool
     description: str
-    disallowed: tuple[re.Pattern, ...]
+    disallowed: tuple[regex.Pattern, ...]
 
     def disallows(self, *texts: str) -> bool:
+        """Whether any pattern matches the joined texts; also when the patterns run past MATCH_BUDGET_SECONDS."""
         joined = " ".join(text for text in texts if text)[:MATCH_TEXT_LIMIT]
-        return any(pattern.search(joined) for pattern in self.disallowed)
+        deadline = time.monotonic() + MATCH_BUDGET_SECONDS
+        for pattern in self.disallowed:
+            try:
+                if pattern.search(joined, timeout=max(deadline - time.monotonic(), 0.001)):
+                    return True
+            except TimeoutError:
+                log.warning("disallowed keyword %r ran out of time; the result is dropped", pattern.pattern)
+                return True
+        return False
 
 
-def compile_keywords(value) -> tuple[re.Pattern, ...]:
+def compile_keywords(value) -> tuple[regex.Pattern, ...]:
     """Validated regexes; BadRequest naming the first bad one."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise BadRequest("disallowed_keywords must be an array of strings", param="disallowed_keywords")
@@ -48,8 +59,8 @@ def compile_keywords(value) -> tuple[re.Pattern, ...]:
             raise BadRequest(f"each disallowed keyword must be 1 to {MAX_KEYWORD_LENGTH} characters",
                              param="disallowed_keywords")
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(regex.compile(pattern))
+        except regex.error as exc:
             raise BadRequest(f"disallowed keyword {pattern!r} is not a valid regex: {exc}",
                              param="disallowed_keywords") from None
     return tuple(compiled)

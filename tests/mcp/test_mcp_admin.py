@@ -3,6 +3,7 @@ the public active-tool routes, and what the MCP server makes of the admin's sett
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -161,6 +162,22 @@ class TestServerFollowsTheAdmin:
         assert [r["position"] for r in body["results"]] == [1, 2, 3]
         assert body["citations"] == ["https://good.example/", "https://also.example/", "https://menlo.example/"]
 
+    def test_a_catastrophic_pattern_is_matched_in_bounded_time(self, live_mcp, admin, user, serper):
+        """`(a+)+$` against a long run of a's backtracks for ages in `re`; here the check runs out of its budget,
+        the result is dropped, and the search answers at once with the rest."""
+        assert patch(live_mcp, admin, "/v1/admin/mcp-tools/mcp_google_search_001",
+                     {"disallowed_keywords": ["(a+)+$"]}).status_code == 200
+        serper.script(("results", [
+            {"title": "Good", "link": "https://good.example/", "snippet": "fine"},
+            {"title": "Trap", "link": "https://trap.example/", "snippet": "a" * 400 + "!"},
+            {"title": "Matches", "link": "https://match.example/a", "snippet": "its URL ends in a"},
+        ]))
+        started = time.monotonic()
+        result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "google_search", {"q": "x"})
+        assert time.monotonic() - started < 5
+        body = json.loads(result.content[0].text)
+        assert [r["title"] for r in body["results"]] == ["Good"]
+
     def test_jans_seeded_keyword_filters_by_default(self, live_mcp, user, serper):
         serper.script(("results", [{"title": "Menlo Research", "link": "https://menlo.ai/", "snippet": "s"},
                                    {"title": "Other", "link": "https://other.example/", "snippet": "s"}]))
@@ -219,6 +236,18 @@ class TestAuditLog:
         response = patch(live_mcp, request.getfixturevalue(account), path, body)
         assert response.status_code in (200, 400, 403, 404)
         assert len(_audit_entries(app, target)) == already
+
+
+def test_the_keyword_check_has_a_time_budget():
+    """In-process: every result's check stops within its budget, and a run-out counts as a match."""
+    from functions.mcp.catalog import MATCH_BUDGET_SECONDS, ToolConfig, compile_keywords
+
+    config = ToolConfig(is_active=True, description="", disallowed=compile_keywords(["(x+x+)+y", "(a|aa)+$"]))
+    started = time.monotonic()
+    assert config.disallows("a" * 4000 + "!", "x" * 4000)
+    assert time.monotonic() - started < MATCH_BUDGET_SECONDS + 0.5
+    assert not ToolConfig(True, "", compile_keywords(["(?i)casino"])).disallows("a" * 4000 + "!")
+    assert ToolConfig(True, "", compile_keywords(["(?i)casino"])).disallows("Best CASINO")
 
 
 def test_the_tool_configuration_is_cached_for_its_ttl(app):
