@@ -50,6 +50,11 @@ class Actor:
     service: str | None = None  # the calling service, when one acts (delegation)
 
 
+def actor_of(principal) -> Actor:
+    """The audit actor of an authenticated `shared.auth.principal.Principal`."""
+    return Actor(user_id=principal.public_id, auth_method=principal.auth_method, service=principal.acting_service)
+
+
 @dataclass(frozen=True)
 class AuditFilters:
     actor: str | None = None

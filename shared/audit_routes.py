@@ -12,9 +12,8 @@ from typing import Callable
 
 from flask import Blueprint, current_app, request
 
-from shared.audit import Actor, AuditFilters, AuditLog
+from shared.audit import AuditFilters, AuditLog, actor_of
 from shared.auth import admin_required, current_principal
-from shared.auth.principal import Principal
 from shared.errors import ApiError, BadRequest
 from shared.context import current as current_request
 from shared.pagination import Page, list_body
@@ -28,10 +27,6 @@ def audit_log() -> AuditLog:
     if log is None:
         log = platform.services["audit"] = AuditLog(platform.db)
     return log
-
-
-def actor_of(principal: Principal) -> Actor:
-    return Actor(user_id=principal.public_id, auth_method=principal.auth_method, service=principal.acting_service)
 
 
 def _response_json(response) -> object:

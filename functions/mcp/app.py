@@ -19,7 +19,9 @@ from functions.mcp.search import DESCRIPTION as SEARCH_DESCRIPTION, SCHEMA as SE
 from functions.mcp.scrape import DESCRIPTION as SCRAPE_DESCRIPTION, SCHEMA as SCRAPE_SCHEMA, Scraper
 from functions.mcp.server import ToolSpec, ToolsServer
 from functions.mcp.settings import McpSettings
+from functions.mcp.write_back import ResultWriter
 from shared import sandbox
+from shared.audit import actor_of
 from shared.auth.asgi import AuthenticationMiddleware, principal_of, request_id_of
 from shared.auth.principal import PrincipalResolver
 from shared.auth.tokens import TokenVerifier
@@ -157,7 +159,8 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
         public_id = request.path_params["public_id"]
         if not changes:
             return JSONResponse({"data": await anyio.to_thread.run_sync(catalog.get, public_id)})
-        updated = await anyio.to_thread.run_sync(catalog.update, public_id, changes, principal.public_id)
+        updated = await anyio.to_thread.run_sync(functools.partial(
+            catalog.update, public_id, changes, actor_of(principal), request_id=request_id_of(request.scope)))
         return JSONResponse({"data": updated})
 
     async def healthz(request: Request):
@@ -242,7 +245,7 @@ def create_app(settings: McpSettings):
     resolver = PrincipalResolver(db, TokenVerifier(settings))
     catalog = ToolCatalog(db, settings.tool_config_ttl_seconds)
     metrics = _Metrics()
-    server = ToolsServer(build_tools(settings, db), catalog, metrics.record_call)
+    server = ToolsServer(build_tools(settings, db), catalog, metrics.record_call, ResultWriter(db))
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATHS[0], stateless_http=True, json_response=True,
         max_request_body_size=settings.max_request_bytes,

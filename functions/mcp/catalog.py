@@ -3,13 +3,14 @@ cached briefly per process, and the admin reads and writes behind /v1/admin/mcp-
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
+import regex
 from sqlalchemy import func, or_, select, update
 
+from shared.audit import Actor, AuditLog
 from shared.db import Database
 from shared.errors import BadRequest, NotFound
 from shared.schema import mcp_tools
@@ -17,25 +18,36 @@ from shared.times import rfc3339, utcnow
 
 log = logging.getLogger("jan.mcp.catalog")
 
-# Python's `re` backtracks (Jan's Go regexps do not): patterns are short, few, and only ever matched against
-# capped text, so one filter pass stays small.
+# Jan's Go regexps run in linear time; Python's backtrack, so an admin's `(a+)+$` could hang a search. Patterns are
+# few and short, matched against capped text, and every result's check has a time budget (the `regex` module's
+# timeout): a check that runs out counts as a match, so the result is dropped rather than the search held up.
 MAX_KEYWORDS = 50
 MAX_KEYWORD_LENGTH = 200
 MATCH_TEXT_LIMIT = 5000
+MATCH_BUDGET_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
 class ToolConfig:
     is_active: bool
     description: str
-    disallowed: tuple[re.Pattern, ...]
+    disallowed: tuple[regex.Pattern, ...]
 
     def disallows(self, *texts: str) -> bool:
+        """Whether any pattern matches the joined texts; also when the patterns run past MATCH_BUDGET_SECONDS."""
         joined = " ".join(text for text in texts if text)[:MATCH_TEXT_LIMIT]
-        return any(pattern.search(joined) for pattern in self.disallowed)
+        deadline = time.monotonic() + MATCH_BUDGET_SECONDS
+        for pattern in self.disallowed:
+            try:
+                if pattern.search(joined, timeout=max(deadline - time.monotonic(), 0.001)):
+                    return True
+            except TimeoutError:
+                log.warning("disallowed keyword %r ran out of time; the result is dropped", pattern.pattern)
+                return True
+        return False
 
 
-def compile_keywords(value) -> tuple[re.Pattern, ...]:
+def compile_keywords(value) -> tuple[regex.Pattern, ...]:
     """Validated regexes; BadRequest naming the first bad one."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise BadRequest("disallowed_keywords must be an array of strings", param="disallowed_keywords")
@@ -47,8 +59,8 @@ def compile_keywords(value) -> tuple[re.Pattern, ...]:
             raise BadRequest(f"each disallowed keyword must be 1 to {MAX_KEYWORD_LENGTH} characters",
                              param="disallowed_keywords")
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(regex.compile(pattern))
+        except regex.error as exc:
             raise BadRequest(f"disallowed keyword {pattern!r} is not a valid regex: {exc}",
                              param="disallowed_keywords") from None
     return tuple(compiled)
@@ -79,6 +91,7 @@ def tool_body(row) -> dict:
 class ToolCatalog:
     def __init__(self, db: Database, ttl_seconds: float):
         self.db = db
+        self.audit = AuditLog(db)
         self.ttl = ttl_seconds
         self._configs: dict[str, ToolConfig] | None = None
         self._expires_at = float("-inf")
@@ -146,15 +159,21 @@ class ToolCatalog:
             raise NotFound("tool not found or inactive")
         return tool_body(row)
 
-    def update(self, public_id: str, changes: dict, admin_public_id: str) -> dict:
-        values = {**changes, "updated_at": utcnow(), "updated_by": admin_public_id}
+    def update(self, public_id: str, changes: dict, actor: Actor, *, request_id: str | None = None) -> dict:
+        """Apply an admin's changes and append its audit entry (the row before and after) in one transaction."""
+        values = {**changes, "updated_at": utcnow(), "updated_by": actor.user_id}
         with self.db.transaction() as conn:
+            before = conn.execute(select(mcp_tools).where(mcp_tools.c.public_id == public_id)
+                                  .with_for_update()).first()
+            if before is None:
+                raise NotFound("mcp tool not found")
             row = conn.execute(update(mcp_tools).where(mcp_tools.c.public_id == public_id).values(**values)
                                .returning(*mcp_tools.c)).first()
-        if row is None:
-            raise NotFound("mcp tool not found")
+            after = tool_body(row)
+            self.audit.record(actor, "mcp_tool.update", "mcp_tool", public_id, before=tool_body(before),
+                              after=after, request_id=request_id, conn=conn)
         self.invalidate()
-        return tool_body(row)
+        return after
 
 
 def parse_update(body) -> dict:

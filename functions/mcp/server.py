@@ -21,6 +21,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, Tool
 
 from functions.mcp.arguments import ToolFailure, checked
 from functions.mcp.catalog import ToolCatalog, ToolConfig
+from functions.mcp.write_back import CALL_ID_HEADER, CONVERSATION_HEADER, ResultWriter
 from shared.auth.asgi import PRINCIPAL_KEY
 from shared.auth.principal import Principal
 
@@ -42,11 +43,13 @@ class ToolSpec:
 
 
 class ToolsServer(MCPServer):
-    def __init__(self, tools: list[ToolSpec], catalog: ToolCatalog, on_call: Callable[[str, str], None]):
+    def __init__(self, tools: list[ToolSpec], catalog: ToolCatalog, on_call: Callable[[str, str], None],
+                 writer: ResultWriter | None = None):
         super().__init__(name="menlo-platform", version="1.0.0", log_level="WARNING")
         self.tools = {tool.name: tool for tool in tools}
         self.catalog = catalog
         self.on_call = on_call  # (tool, outcome) for metrics
+        self.writer = writer
 
     async def _offered(self) -> dict[str, tuple[ToolSpec, ToolConfig | None]]:
         configs = await anyio.to_thread.run_sync(self.catalog.configs)
@@ -68,12 +71,18 @@ class ToolsServer(MCPServer):
         if name not in offered:
             raise MCPError(code=INVALID_PARAMS, message=f"tool '{name}' not found: tool not found")
         tool, config = offered[name]
-        principal = context.request_context.request.scope[PRINCIPAL_KEY]
+        request = context.request_context.request
+        principal = request.scope[PRINCIPAL_KEY]
+        result = await self._run(name, tool, config, arguments, principal, request)
+        await self._write_back(request, principal, result)
+        return result
+
+    async def _run(self, name, tool, config, arguments, principal, request) -> CallToolResult:
         try:
             values = checked(tool.input_schema, arguments) if tool.check_arguments else arguments
             run = tool.run
             if tool.forward_authorization:
-                run = functools.partial(tool.run, authorization=_credential(context.request_context.request))
+                run = functools.partial(tool.run, authorization=_credential(request))
             payload = await anyio.to_thread.run_sync(run, values, config, principal)
         except ToolFailure as failure:
             self.on_call(name, "tool_error")
@@ -85,6 +94,18 @@ class ToolsServer(MCPServer):
                                   is_error=True)
         self.on_call(name, "ok")
         return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))])
+
+    async def _write_back(self, request, principal: Principal, result: CallToolResult) -> None:
+        conversation_id = request.headers.get(CONVERSATION_HEADER)
+        call_id = request.headers.get(CALL_ID_HEADER)
+        if self.writer is None or not conversation_id or not call_id:
+            return
+        text = "".join(block.text for block in result.content if isinstance(block, TextContent))
+        try:
+            await anyio.to_thread.run_sync(functools.partial(
+                self.writer.write, principal, conversation_id, call_id, text, failed=bool(result.is_error)))
+        except Exception:  # the caller still gets the tool's result; the write-back is best effort, as Jan's
+            log.exception("write-back of call %s failed", call_id)
 
 
 def _credential(request) -> str | None:

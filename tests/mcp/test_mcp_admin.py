@@ -3,6 +3,7 @@ the public active-tool routes, and what the MCP server makes of the admin's sett
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -161,6 +162,22 @@ class TestServerFollowsTheAdmin:
         assert [r["position"] for r in body["results"]] == [1, 2, 3]
         assert body["citations"] == ["https://good.example/", "https://also.example/", "https://menlo.example/"]
 
+    def test_a_catastrophic_pattern_is_matched_in_bounded_time(self, live_mcp, admin, user, serper):
+        """`(a+)+$` against a long run of a's backtracks for ages in `re`; here the check runs out of its budget,
+        the result is dropped, and the search answers at once with the rest."""
+        assert patch(live_mcp, admin, "/v1/admin/mcp-tools/mcp_google_search_001",
+                     {"disallowed_keywords": ["(a+)+$"]}).status_code == 200
+        serper.script(("results", [
+            {"title": "Good", "link": "https://good.example/", "snippet": "fine"},
+            {"title": "Trap", "link": "https://trap.example/", "snippet": "a" * 400 + "!"},
+            {"title": "Matches", "link": "https://match.example/a", "snippet": "its URL ends in a"},
+        ]))
+        started = time.monotonic()
+        result = call_tool(f"{live_mcp}/v1/mcp", user.headers, "google_search", {"q": "x"})
+        assert time.monotonic() - started < 5
+        body = json.loads(result.content[0].text)
+        assert [r["title"] for r in body["results"]] == ["Good"]
+
     def test_jans_seeded_keyword_filters_by_default(self, live_mcp, user, serper):
         serper.script(("results", [{"title": "Menlo Research", "link": "https://menlo.ai/", "snippet": "s"},
                                    {"title": "Other", "link": "https://other.example/", "snippet": "s"}]))
@@ -174,9 +191,69 @@ def test_bad_paging_is_400(live_mcp, admin, params):
     assert response.status_code == 400 and response.json()["error"]["param"] in params
 
 
+def _audit_entries(app, target_id: str) -> list:
+    from shared.platform_schema import audit_logs
+
+    with app.extensions["jan"].db.read() as conn:
+        return conn.execute(select(audit_logs).where(audit_logs.c.target_id == target_id)
+                            .order_by(audit_logs.c.id)).all()
+
+
+class TestAuditLog:
+    """Every tool admin write leaves one entry in the shared audit log, in the write's transaction."""
+
+    def test_a_patch_leaves_one_entry_with_before_and_after(self, live_mcp, admin, app):
+        already = len(_audit_entries(app, "mcp_scrape_001"))
+        before = get(live_mcp, admin, "/v1/admin/mcp-tools/mcp_scrape_001").json()["data"]
+        response = patch(live_mcp, admin, "/v1/admin/mcp-tools/mcp_scrape_001",
+                         {"is_active": False, "disallowed_keywords": ["(?i)casino"]})
+        assert response.status_code == 200
+        entries = _audit_entries(app, "mcp_scrape_001")[already:]
+        assert len(entries) == 1
+        entry = entries[0]
+        assert (entry.action, entry.target_type, entry.actor_user_id, entry.actor_auth_method,
+                entry.actor_service) == ("mcp_tool.update", "mcp_tool", admin.user_id, "jwt", None)
+        assert entry.before == before and entry.before["is_active"] is True
+        assert entry.after == response.json()["data"]
+        assert entry.after["is_active"] is False and entry.after["disallowed_keywords"] == ["(?i)casino"]
+        assert entry.request_id == response.headers["x-request-id"]
+
+        listed = admin.get("/v1/admin/audit-logs", query_string={"target_type": "mcp_tool",
+                                                                 "target_id": "mcp_scrape_001"}).json
+        assert listed["data"][0]["id"] == entry.public_id
+        assert listed["data"][0]["before"] == before and listed["data"][0]["after"] == entry.after
+
+    @pytest.mark.parametrize("account, path, body", [
+        ("admin", "/v1/admin/mcp-tools/mcp_scrape_001", {"is_active": "no"}),
+        ("admin", "/v1/admin/mcp-tools/mcp_scrape_001", {"disallowed_keywords": ["(unclosed"]}),
+        ("admin", "/v1/admin/mcp-tools/mcp_scrape_001", {}),
+        ("admin", "/v1/admin/mcp-tools/mcp_nothing_001", {"is_active": False}),
+        ("user", "/v1/admin/mcp-tools/mcp_scrape_001", {"is_active": False}),
+    ])
+    def test_a_refused_or_empty_patch_leaves_none(self, live_mcp, app, request, account, path, body):
+        target = path.rsplit("/", 1)[1]
+        already = len(_audit_entries(app, target))
+        response = patch(live_mcp, request.getfixturevalue(account), path, body)
+        assert response.status_code in (200, 400, 403, 404)
+        assert len(_audit_entries(app, target)) == already
+
+
+def test_the_keyword_check_has_a_time_budget():
+    """In-process: every result's check stops within its budget, and a run-out counts as a match."""
+    from functions.mcp.catalog import MATCH_BUDGET_SECONDS, ToolConfig, compile_keywords
+
+    config = ToolConfig(is_active=True, description="", disallowed=compile_keywords(["(x+x+)+y", "(a|aa)+$"]))
+    started = time.monotonic()
+    assert config.disallows("a" * 4000 + "!", "x" * 4000)
+    assert time.monotonic() - started < MATCH_BUDGET_SECONDS + 0.5
+    assert not ToolConfig(True, "", compile_keywords(["(?i)casino"])).disallows("a" * 4000 + "!")
+    assert ToolConfig(True, "", compile_keywords(["(?i)casino"])).disallows("Best CASINO")
+
+
 def test_the_tool_configuration_is_cached_for_its_ttl(app):
     """In-process: the server sees a change made around the cache only after the TTL (or an admin write)."""
     from functions.mcp.catalog import ToolCatalog
+    from shared.audit import Actor
 
     db = app.extensions["jan"].db
     catalog = ToolCatalog(db, ttl_seconds=3600)
@@ -186,5 +263,5 @@ def test_the_tool_configuration_is_cached_for_its_ttl(app):
     assert catalog.configs()["scrape"].description.startswith("Scrape a webpage")
     catalog.invalidate()
     assert catalog.configs()["scrape"].description == "changed"
-    catalog.update("mcp_scrape_001", {"description": "again"}, "admin")
+    catalog.update("mcp_scrape_001", {"description": "again"}, Actor(user_id=None, auth_method="service"))
     assert catalog.configs()["scrape"].description == "again"

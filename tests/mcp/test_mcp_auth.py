@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import SERVICE_CREDENTIALS
 from tests.mcp.conftest import ALL_TOOLS, list_tools
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -91,3 +92,28 @@ def test_unknown_routes_and_methods_get_the_error_body(live_mcp, user, method, p
     assert response.status_code == status
     expected = "not_found_error" if status == 404 else "invalid_request_error"
     assert response.json()["error"]["type"] == expected
+
+
+def _minted(client, audience: str, user_id: str | None) -> str:
+    """A token from the llm issuer, minted as the responses function (its test service credential)."""
+    body = {"audience": audience} if user_id is None else {"audience": audience, "user_id": user_id}
+    response = client.post("/internal/delegation-tokens", json=body,
+                           headers={"Authorization": f"Bearer {SERVICE_CREDENTIALS['responses']}"})
+    assert response.status_code == 200, response.json
+    return response.json["access_token"]
+
+
+def test_a_delegation_token_for_mcp_acts_for_its_user(live_mcp, client, new_user):
+    owner = new_user()
+    token = _minted(client, "mcp", owner.user_id)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert [t.name for t in list_tools(f"{live_mcp}/v1/mcp", headers).tools] == ALL_TOOLS
+    # It acts for that user, not as an admin: the user's routes answer, the admin's do not.
+    assert httpx.get(f"{live_mcp}/v1/mcp-tools", headers=headers).status_code == 200
+    assert httpx.get(f"{live_mcp}/v1/admin/mcp-tools", headers=headers).status_code == 403
+
+
+def test_a_delegation_token_for_another_audience_is_401(live_mcp, client, user):
+    """Minted for llm, or a service token for mcp that names no user: neither is a credential here."""
+    for token in (_minted(client, "llm", user.user_id), _minted(client, "mcp", None)):
+        assert_401(httpx.post(f"{live_mcp}/v1/mcp", json=LIST, headers={"Authorization": f"Bearer {token}"}))
