@@ -110,6 +110,18 @@ def _int_query(request: Request, name: str, default: int, minimum: int) -> int:
     return value
 
 
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past MAX_REQUEST_BYTES as the MCP endpoint and the Flask functions do
+    (Starlette itself reads any size)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("request body too large", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metrics: _Metrics) -> list[Route]:
     def handler(view):
         @functools.wraps(view)
@@ -148,7 +160,7 @@ def rest_routes(catalog: ToolCatalog, db: Database, settings: McpSettings, metri
     async def admin_update(request: Request):
         """Admin: change an MCP tool's description, category, active flag, metadata or disallowed keywords."""
         principal = _admin(request)
-        raw = await request.body()
+        raw = await _bounded_body(request, settings.max_request_bytes)
         try:
             body = parse_json_value(raw)
         except UnstorableText as exc:
