@@ -54,8 +54,11 @@ BAD_INPUT = {
         "/v1/realtime/sessions": "the request body is ignored, as in Jan",
         "/v1/realtime/client_secrets": "not offered: 404 whatever is sent",
     }},
-    "mcp": [("PATCH", "/v1/admin/mcp-tools/mcp_scrape_001"), ("POST", "/v1/mcp")],
+    # Its REST admin update and the MCP endpoint (at /v1/mcp and Jan's root alias); the OpenAPI rule, a real id.
+    "mcp": [("PATCH", "/v1/admin/mcp-tools/{public_id}", "/v1/admin/mcp-tools/mcp_scrape_001"),
+            ("POST", "/v1/mcp", "/v1/mcp"), ("POST", "/", "/")],
 }
+MCP_TOOL_CONFIG_RULES = {"/v1/mcp-tools/{tool_key}", "/v1/admin/mcp-tools/{public_id}"}
 
 MALFORMED = '{"x": '
 ARRAY = '[{"x": 1}]'
@@ -162,6 +165,13 @@ def test_realtime_session_of_another_user_is_404_like_a_missing_one(make_realtim
     assert body["id"] == created.json["id"]
 
 
+def test_mcp_and_embeddings_have_no_user_owned_route(live_mcp_base, embeddings_app):
+    """What their exemptions claim: a new route with a path argument must be put in the matrix or explained."""
+    paths = httpx.get(f"{live_mcp_base}/openapi.json").json()["paths"]
+    assert {path for path in paths if "{" in path} == MCP_TOOL_CONFIG_RULES
+    assert _owned_rules(embeddings_app) == set()
+
+
 # Bad input ---------------------------------------------------------------------------------------------------
 
 def _flask_functions():
@@ -195,6 +205,16 @@ def test_flask_bad_bodies_are_4xx_and_change_nothing(flask_function, admin, snap
         assert {rule for _method, _path, rule in targets} == {"/embed", "/v1/embeddings"}
 
 
+def test_mcp_body_routes_are_all_swept(live_mcp_base):
+    from functions.mcp.app import MCP_PATHS
+
+    paths = httpx.get(f"{live_mcp_base}/openapi.json").json()["paths"]
+    body_routes = {(method.upper(), path) for path, methods in paths.items() for method in methods
+                   if method in {"post", "put", "patch"}}
+    body_routes |= {("POST", path) for path in MCP_PATHS}
+    assert body_routes == {(method, rule) for method, rule, _path in BAD_INPUT["mcp"]}
+
+
 def test_mcp_bad_bodies_are_4xx_and_change_nothing(live_mcp_base, mcp_env, admin, snapshot):
     from functions.mcp.settings import McpSettings
     from shared.settings import from_env
@@ -203,17 +223,17 @@ def test_mcp_bad_bodies_are_4xx_and_change_nothing(live_mcp_base, mcp_env, admin
     with httpx.Client(base_url=live_mcp_base, headers=headers, timeout=30) as http:
         oversized = json.dumps({"x": "x" * from_env(McpSettings, environ=mcp_env).max_request_bytes})
         before = snapshot()
-        for method, path in BAD_INPUT["mcp"]:
+        for method, _rule, path in BAD_INPUT["mcp"]:
             for raw, allowed in ((MALFORMED, {400}), (ARRAY, {400}), (oversized, {413})):
                 response = http.request(method, path, content=raw)
                 assert response.status_code in allowed, (method, path, raw[:20], response.text[:500])
-                if path != "/v1/mcp":
+                if method == "PATCH":
                     assert_error_body(response.json(), response.status_code)
                 elif response.status_code == 400:
                     # The MCP SDK's JSON-RPC errors: a parse error, and an invalid request for a batch (an array).
                     error = response.json()["error"]
                     assert error["code"] == (-32700 if raw == MALFORMED else -32602), error
         # The admin route answers 413 in the platform error body (the SDK answers the MCP endpoint in plain text).
-        assert http.patch(BAD_INPUT["mcp"][0][1], content=oversized).json()["error"]["message"] == \
+        assert http.patch(BAD_INPUT["mcp"][0][2], content=oversized).json()["error"]["message"] == \
             "request body too large"
         assert snapshot() == before
