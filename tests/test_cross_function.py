@@ -44,9 +44,9 @@ ISOLATION = {
     "realtime": {"/v1/realtime/sessions/<session_id>": {"GET": 200, "DELETE": 200}},
 }
 
-# How each function's body-reading routes are found: "flask" (probed on its url_map as the llm sweep does, with
-# the POST/PUT/PATCH routes that read no body listed with a reason), a list of (method, path) for an ASGI app, or
-# an exemption.
+# How each function's body-reading routes are found: for a Flask app (built by `flask_function`), probed on its
+# url_map as the llm sweep does, with the POST/PUT/PATCH routes that read no body listed with a reason; for the
+# ASGI app, a list of (method, rule, path to call); or an exemption.
 BAD_INPUT = {
     "llm": Exempt("tests/llm/test_bad_input.py sweeps every llm body route with many more malformed bodies"),
     "embeddings": {"bodiless": {}},
