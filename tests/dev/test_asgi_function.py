@@ -8,11 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 from dev import stack
+from dev.readiness import wait_http
 
 MANIFEST = '''name = "asgidemo"
 port = 8199
@@ -58,16 +56,7 @@ def test_the_launcher_serves_an_asgi_function_on_uvicorn_and_drains_on_sigterm(t
     process = subprocess.Popen([sys.executable, "-m", "shared.serve"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "uvicorn did not serve /readyz"
-                time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{port}/readyz", 30, check_alive=lambda: _still_running(process))
         process.send_signal(signal.SIGTERM)
         # uvicorn drains, then re-raises the signal it caught, so it ends as killed by SIGTERM (exit code 143).
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -77,3 +66,7 @@ def test_the_launcher_serves_an_asgi_function_on_uvicorn_and_drains_on_sigterm(t
     output = process.stdout.read()
     assert f"Uvicorn running on http://127.0.0.1:{port}" in output, output
     assert "Shutting down" in output and "Application shutdown complete" in output, output
+
+
+def _still_running(process: subprocess.Popen) -> None:
+    assert process.poll() is None, process.stdout.read()

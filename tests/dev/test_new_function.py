@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dev import new_function, stack
+from dev.readiness import wait_http
 
 COPIED = ("functions", "shared", "knative", "gateway", "dev", "migrations", "tests", "skaffold.yaml",
           "pyproject.toml", "Dockerfile")
@@ -106,19 +106,14 @@ def test_the_dev_stack_starts_it(scaffolded, tmp_path):
     process = subprocess.Popen(eval(command.stdout), cwd=scaffolded, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the scaffolded function did not become ready"
-                time.sleep(0.2)
+        wait_http(f"http://127.0.0.1:{port}/readyz", 60, check_alive=lambda: _still_running(process))
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/notes/whoami", timeout=5)
         assert refused.value.code == 401
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _still_running(process: subprocess.Popen) -> None:
+    assert process.poll() is None, process.stdout.read()
